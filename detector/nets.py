@@ -1,0 +1,88 @@
+"""Detector networks: plain ``nn.Module`` s mapping a normalised ``(B, C, H, W)`` batch to ``(B,)`` logits.
+
+``dcgan_d`` is the discriminator of DCGAN (Radford, Metz & Chintala, ICLR 2016): strided
+convolutions with LeakyReLU, optional spectral normalisation (Miyato et al., ICLR 2018). The GAN
+trainer uses it as its discriminator, and the hardened detector ships the same class, so hardening
+starts from the weights the GAN trained. A positive logit means "fake".
+
+Note on sign: the GAN's D scores *real*; the detector scores *fake*. The trainer keeps the
+network's convention (logit > 0 = real) and hardening flips it once by negating the head
+(:func:`flip_head`), so shipped detectors all use logit > 0 = fake.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _sn
+
+from .registry import Registry
+
+__all__ = ["NETWORKS", "ConvDiscriminator", "create_network", "flip_head", "NORMS"]
+
+NETWORKS: Registry[nn.Module] = Registry("detector network")
+NORMS = ("none", "batch", "instance", "layer")
+
+
+def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(c)
+    if kind == "instance":
+        return nn.InstanceNorm2d(c, affine=True)
+    if kind == "layer":
+        return nn.GroupNorm(1, c)
+    raise ValueError(f"unknown norm {kind!r}; choose one of {NORMS}")
+
+
+class ConvDiscriminator(nn.Module):
+    """Strided 4x4 convolutions halve the image until it is at most 7x7, then a linear head."""
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 64, max_width: int = 512,
+                 norm: str = "batch", spectral_norm: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        if in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, not {in_channels}")
+        if not 8 <= image_size <= 1024:
+            raise ValueError(f"image_size must be in [8, 1024], not {image_size}")
+        self.in_channels, self.image_size = in_channels, image_size
+        wrap = _sn if spectral_norm else (lambda m: m)
+        layers: list[nn.Module] = [wrap(nn.Conv2d(in_channels, width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+        c, s = width, (image_size + 2 - 4) // 2 + 1
+        while s > 7:
+            c2 = min(c * 2, max_width)
+            layers += [wrap(nn.Conv2d(c, c2, 4, 2, 1, bias=norm == "none")), _norm(norm, c2),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            c, s = c2, (s + 2 - 4) // 2 + 1
+        self.features = nn.Sequential(*layers)
+        self.feature_shape = (c, s, s)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = wrap(nn.Linear(c * s * s, 1))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (B, C', s, s)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.forward_features(x).flatten(1)  # (B, C' * s * s)
+        return self.head(self.dropout(f)).squeeze(1)  # (B,)
+
+
+@NETWORKS.register("dcgan_d")
+def dcgan_d(in_channels: int = 1, image_size: int = 28, width: int = 64, max_width: int = 512,
+            norm: str = "batch", spectral_norm: bool = False, dropout: float = 0.0) -> nn.Module:
+    return ConvDiscriminator(in_channels, image_size, width, max_width, norm, spectral_norm, dropout)
+
+
+def create_network(name: str, **kwargs) -> nn.Module:
+    """Build a registered detector network by name with its architecture arguments."""
+    return NETWORKS.create(name, **kwargs)
+
+
+@torch.no_grad()
+def flip_head(net: nn.Module) -> None:
+    """Negate the final linear layer so the logit's sign flips (D's "real" becomes detector's "fake")."""
+    head = net.head
+    w = head.parametrizations.weight.original if hasattr(head, "parametrizations") else head.weight
+    w.neg_()
+    if head.bias is not None:
+        head.bias.neg_()
