@@ -4,6 +4,9 @@ Imports neither ``gan`` nor ``eval``: an exported detector loads with this packa
 """
 from __future__ import annotations
 
+__version__ = "0.1.0"  # before the submodules: artifact.py stamps it into detector.json
+
+from .artifact import AGGREGATES, ArtifactError, Detector, DetectorSpec, aggregate, load
 from .data import (
     FASHION_MNIST_CLASSES,
     FolderSource,
@@ -19,10 +22,16 @@ from .nets import NETWORKS, ConvDiscriminator, create_network
 from .preprocess import POLICIES, fit, normalize, tiles
 from .registry import Registry
 
-__version__ = "0.1.0"
+
 
 __all__ = [
     "__version__",
+    "AGGREGATES",
+    "ArtifactError",
+    "Detector",
+    "DetectorSpec",
+    "aggregate",
+    "load",
     "FASHION_MNIST_CLASSES",
     "FolderSource",
     "ImageSource",

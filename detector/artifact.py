@@ -1,0 +1,260 @@
+"""The shippable detector: ``model.safetensors`` beside a self-describing ``detector.json``.
+
+Loading rebuilds the network from these two files alone (architecture name and arguments,
+preprocessing, threshold, temperature), never unpickles, and refuses anything malformed with a
+message naming the file and the field. Habits from timm's ``PretrainedCfg`` and torchvision's
+``Weights.meta``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from . import __version__
+from .atomic import save_safetensors, write_json
+from .nets import NETWORKS
+from .preprocess import POLICIES, fit, normalize, tiles
+
+__all__ = ["FORMAT_VERSION", "AGGREGATES", "DetectorSpec", "Detector", "ArtifactError", "load", "aggregate"]
+
+FORMAT_VERSION = 1
+WEIGHTS, CONFIG = "model.safetensors", "detector.json"
+AGGREGATES = ("max", "mean", "topk_mean")
+MAX_INPUT_SIZE = 1024
+
+
+class ArtifactError(ValueError):
+    """A detector artifact that cannot be loaded; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Everything needed to rebuild and use a detector; serialised as ``detector.json``."""
+
+    architecture: str
+    arch_args: dict
+    input_size: int
+    channels: int
+    mean: list
+    std: list
+    policy: str = "resize"           # how images of other sizes are fitted: resize | crop | tile
+    tile_aggregate: str = "max"      # how tile scores make an image score (policy == tile)
+    tile_topk: int = 3
+    threshold: float = 0.5           # on the calibrated probability of "fake"
+    threshold_rule: str = "default 0.5 (not chosen on data)"
+    temperature: float = 1.0         # logits are divided by this before the sigmoid
+    provenance: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    unmask_version: str = __version__
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = CONFIG) -> "DetectorSpec":
+        if not isinstance(obj, dict):
+            raise ArtifactError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        extra = sorted(set(obj) - set(known))
+        if extra:
+            raise ArtifactError(f"{where}: unknown field(s) {', '.join(extra)}")
+        version = obj.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ArtifactError(f"{where}: field 'format_version' is missing or not an integer")
+        if version > FORMAT_VERSION:
+            raise ArtifactError(f"{where}: format version {version} is newer than this unmask supports "
+                                f"({FORMAT_VERSION}); upgrade unmask")
+        if version < 1:
+            raise ArtifactError(f"{where}: invalid format version {version}")
+        types = {"architecture": str, "arch_args": dict, "input_size": int, "channels": int, "mean": list,
+                 "std": list, "policy": str, "tile_aggregate": str, "tile_topk": int, "threshold": (int, float),
+                 "threshold_rule": str, "temperature": (int, float), "provenance": dict, "unmask_version": str}
+        required = {"architecture", "arch_args", "input_size", "channels", "mean", "std"}
+        for name, typ in types.items():
+            if name not in obj:
+                if name in required:
+                    raise ArtifactError(f"{where}: required field {name!r} is missing")
+                continue
+            v = obj[name]
+            if isinstance(v, bool) or not isinstance(v, typ):
+                want = typ.__name__ if isinstance(typ, type) else "number"
+                raise ArtifactError(f"{where}: field {name!r} must be {want}, got {type(v).__name__} {v!r:.40}")
+        spec = cls(**obj)
+        spec.validate(where)
+        return spec
+
+    def validate(self, where: str = CONFIG) -> None:
+        def bad(msg: str) -> ArtifactError:
+            return ArtifactError(f"{where}: {msg}")
+
+        if self.architecture not in NETWORKS:
+            raise bad(f"unknown architecture {self.architecture!r:.80}; known: {', '.join(NETWORKS.names())}")
+        if not 8 <= self.input_size <= MAX_INPUT_SIZE:
+            raise bad(f"input_size {self.input_size} outside the supported range [8, {MAX_INPUT_SIZE}]")
+        if self.channels not in (1, 3):
+            raise bad(f"channels must be 1 or 3, not {self.channels}")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if len(v) not in (1, self.channels) or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+                raise bad(f"{name} must be 1 or {self.channels} finite numbers, got {v!r:.60}")
+        if any(s <= 0 for s in self.std):
+            raise bad("std values must be positive")
+        if self.policy not in POLICIES:
+            raise bad(f"policy {self.policy!r} not one of {POLICIES}")
+        if self.tile_aggregate not in AGGREGATES:
+            raise bad(f"tile_aggregate {self.tile_aggregate!r} not one of {AGGREGATES}")
+        if not 1 <= self.tile_topk <= 10_000:
+            raise bad(f"tile_topk {self.tile_topk} out of range")
+        if not (math.isfinite(self.threshold) and 0.0 <= self.threshold <= 1.0):
+            raise bad(f"threshold {self.threshold} must be a probability in [0, 1]")
+        if not (math.isfinite(self.temperature) and 1e-3 <= self.temperature <= 1e3):
+            raise bad(f"temperature {self.temperature} must be in [0.001, 1000]")
+        for k, v in self.arch_args.items():
+            if not isinstance(v, (int, float, str, bool)) or (isinstance(v, str) and len(v) > 64):
+                raise bad(f"arch_args[{k!r}] must be a short scalar, got {type(v).__name__}")
+
+
+def aggregate(scores: torch.Tensor, how: str = "max", topk: int = 3) -> float:
+    """Combine ``(N,)`` tile/region/frame scores into one score."""
+    if scores.numel() == 0:
+        raise ValueError("no scores to aggregate")
+    if how == "max":
+        return float(scores.max())
+    if how == "mean":
+        return float(scores.mean())
+    if how == "topk_mean":
+        return float(scores.topk(min(topk, scores.numel())).values.mean())
+    raise ValueError(f"unknown aggregate {how!r}; choose one of {AGGREGATES}")
+
+
+class Detector:
+    """A network plus the spec that says how to feed it and read its output.
+
+    ``score*`` methods return the calibrated probability that an image is fake.
+    """
+
+    def __init__(self, net: nn.Module, spec: DetectorSpec, device: str | torch.device = "cpu") -> None:
+        spec.validate("spec")
+        self.net, self.spec = net, spec
+        self.device = torch.device(device)
+        self.net.to(self.device).eval()
+
+    # ------------------------------------------------------------ construction / persistence
+    @classmethod
+    def from_spec(cls, spec: DetectorSpec, device: str | torch.device = "cpu") -> "Detector":
+        spec.validate("spec")
+        return cls(NETWORKS.create(spec.architecture, **spec.arch_args), spec, device)
+
+    def with_spec(self, **changes: Any) -> "Detector":
+        return Detector(self.net, replace(self.spec, **changes), self.device)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``model.safetensors`` and ``detector.json`` (each atomically) into ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        save_safetensors(self.net.state_dict(), d / WEIGHTS, metadata={"format": "unmask-detector"})
+        write_json(d / CONFIG, self.spec.to_json())
+        return d
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "Detector":
+        return load(directory, device)
+
+    # ------------------------------------------------------------ inference
+    def preprocess(self, img: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]] | None]:
+        """``(C, H, W)`` in [0, 1] -> model inputs ``(N, C, S, S)`` in [0, 1] (N = 1 unless tiling) and
+        the tile corners (None unless tiling)."""
+        s = self.spec
+        if s.policy == "tile":
+            batch, corners = tiles(img, s.input_size, s.channels)
+            return batch, corners
+        return fit(img, s.input_size, s.channels, s.policy).unsqueeze(0), None
+
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, S, S)`` in [0, 1] -> raw logits ``(B,)`` (before temperature)."""
+        x = normalize(x.to(self.device, torch.float32), self.spec.mean, self.spec.std)
+        return self.net(x).float().cpu()
+
+    def score_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, S, S)`` in [0, 1] -> calibrated probabilities of "fake" ``(B,)``."""
+        return torch.sigmoid(self.logits(x) / self.spec.temperature)
+
+    def score_image(self, img: torch.Tensor) -> float:
+        """One decoded image of any size -> one calibrated score (tiles aggregated per the spec)."""
+        batch, _ = self.preprocess(img)
+        return self.aggregate(self.score_batch(batch))
+
+    def aggregate(self, scores: torch.Tensor) -> float:
+        return aggregate(scores, self.spec.tile_aggregate, self.spec.tile_topk)
+
+    def label(self, score: float) -> str:
+        return "fake" if score >= self.spec.threshold else "real"
+
+
+def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Detector:
+    """Rebuild a :class:`Detector` from ``directory``; raise :class:`ArtifactError` on any problem."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ArtifactError(f"{d}: not a detector directory (expected {CONFIG} and {WEIGHTS} inside)")
+    cfg_p, w_p = d / CONFIG, d / WEIGHTS
+    for p in (cfg_p, w_p):
+        if not p.is_file():
+            raise ArtifactError(f"{p}: missing file; a detector directory holds {CONFIG} and {WEIGHTS}")
+    if cfg_p.stat().st_size > 1_000_000:
+        raise ArtifactError(f"{cfg_p}: too large to be a detector config")
+    try:
+        obj = json.loads(cfg_p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"{cfg_p}: not valid JSON ({e})") from None
+    spec = DetectorSpec.from_json(obj, str(cfg_p))
+    try:
+        net = NETWORKS.create(spec.architecture, **spec.arch_args)
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(f"{cfg_p}: architecture {spec.architecture!r} rejects its arguments: {e}") from None
+    state = _read_safetensors(w_p)
+    own = net.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ArtifactError(f"{w_p}: weights do not match architecture {spec.architecture!r}: "
+                            f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise ArtifactError(f"{w_p}: weights do not match architecture {spec.architecture!r}: "
+                                f"{k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
+        if state[k].dtype != v.dtype:
+            raise ArtifactError(f"{w_p}: tensor {k} has dtype {state[k].dtype}, expected {v.dtype}")
+    net.load_state_dict(state, strict=True)
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ArtifactError(f"{w_p}: tensor {k} contains NaN or infinite values")
+    return Detector(net, spec, device)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    data = path.read_bytes()
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
+        raise ArtifactError(f"{path}: is a pickle/zip file, not safetensors; refusing to load it "
+                            "(loading pickles can execute code)")
+    try:
+        return st_load(data)
+    except (SafetensorError, ValueError, RuntimeError, OSError, OverflowError) as e:
+        raise ArtifactError(f"{path}: not a valid safetensors file ({e})") from None
+
+
+def spec_for_network(net_name: str, arch_args: dict, input_size: int, channels: int,
+                     mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,), **kw: Any) -> DetectorSpec:
+    """Convenience constructor used by hardening and tests."""
+    return DetectorSpec(architecture=net_name, arch_args=dict(arch_args), input_size=input_size, channels=channels,
+                        mean=list(mean), std=list(std), **kw)
