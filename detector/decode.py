@@ -115,7 +115,15 @@ def read_image(
         raise UnreadableImage(p, f"file too large ({st.st_size} bytes > limit {max_bytes})")
     try:
         with open(p, "rb") as f:
-            data = f.read(max_bytes + 1)
+            # read what stat announced (+1 to notice growth); never pre-allocate max_bytes
+            data = f.read(st.st_size + 1)
+            if len(data) > st.st_size:  # the file grew after stat: keep reading, bounded
+                chunks = [data]
+                total = len(data)
+                while total <= max_bytes and (chunk := f.read(1 << 20)):
+                    chunks.append(chunk)
+                    total += len(chunk)
+                data = b"".join(chunks)
     except PermissionError:
         raise UnreadableImage(p, "permission denied (file is not readable)") from None
     except FileNotFoundError:
@@ -165,7 +173,10 @@ def decode_bytes(
             raise UnreadableImage(name, "not an image: the file contains text") from None
         raise UnreadableImage(name, "not a recognised image format (unknown or corrupt header)") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types on hostile headers
-        raise UnreadableImage(name, f"corrupt image header: {e or type(e).__name__}") from None
+        msg = str(e) or type(e).__name__
+        if "truncated" in msg.lower() or isinstance(e, EOFError):
+            raise UnreadableImage(name, f"truncated image ({_sniff(data)}): {msg}") from None
+        raise UnreadableImage(name, f"corrupt image header ({_sniff(data)}): {msg}") from None
     with img:
         fmt = img.format or "unknown"
         if fmt not in SUPPORTED_FORMATS:
@@ -200,6 +211,17 @@ def decode_bytes(
     if not np.isfinite(arr).all():
         raise UnreadableImage(name, "image contains non-finite (NaN or infinite) values")
     return to_channels(torch.from_numpy(arr), channels)  # (C', H, W) -> (channels, H, W)
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _sniff(data: bytes) -> str:
+    """The format a file's first bytes announce (for messages about files Pillow could not open)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), "unknown format")
 
 
 def _check_container_length(data: bytes, name) -> None:
