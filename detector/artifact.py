@@ -45,6 +45,12 @@ def _finite(x: Any) -> bool:
         return False
 
 
+def _short(x: Any, n: int = 40) -> str:
+    """``repr`` cut to ``n`` characters: messages stay readable whatever a hostile file holds."""
+    r = repr(x)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     """``'auto'`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
     if isinstance(device, str) and device == "auto":
@@ -119,9 +125,9 @@ class DetectorSpec:
         if self.architecture not in NETWORKS:
             raise bad(f"unknown architecture {self.architecture[:80]!r}; known: {', '.join(NETWORKS.names())}")
         if not isinstance(self.input_size, int) or not 8 <= self.input_size <= MAX_INPUT_SIZE:
-            raise bad(f"input_size {self.input_size} outside the supported range [8, {MAX_INPUT_SIZE}]")
+            raise bad(f"input_size {_short(self.input_size)} outside the supported range [8, {MAX_INPUT_SIZE}]")
         if self.channels not in (1, 3):
-            raise bad(f"channels must be 1 or 3, not {self.channels}")
+            raise bad(f"channels must be 1 or 3, not {_short(self.channels)}")
         for name in ("mean", "std"):
             v = getattr(self, name)
             if len(v) not in (1, self.channels) or not all(
@@ -130,15 +136,15 @@ class DetectorSpec:
         if any(s <= 0 for s in self.std):
             raise bad("std values must be positive")
         if self.policy not in POLICIES:
-            raise bad(f"policy {self.policy!r} not one of {POLICIES}")
+            raise bad(f"policy {_short(self.policy)} not one of {POLICIES}")
         if self.tile_aggregate not in AGGREGATES:
-            raise bad(f"tile_aggregate {self.tile_aggregate!r} not one of {AGGREGATES}")
+            raise bad(f"tile_aggregate {_short(self.tile_aggregate)} not one of {AGGREGATES}")
         if not 1 <= self.tile_topk <= 10_000:
-            raise bad(f"tile_topk {self.tile_topk} out of range")
+            raise bad(f"tile_topk {_short(self.tile_topk)} out of range")
         if not (_finite(self.threshold) and 0.0 <= self.threshold <= 1.0):
-            raise bad(f"threshold {self.threshold} must be a probability in [0, 1]")
+            raise bad(f"threshold {_short(self.threshold)} must be a probability in [0, 1]")
         if not (_finite(self.temperature) and 1e-3 <= self.temperature <= 1e3):
-            raise bad(f"temperature {self.temperature} must be in [0.001, 1000]")
+            raise bad(f"temperature {_short(self.temperature)} must be in [0.001, 1000]")
         for k, v in self.arch_args.items():
             if not isinstance(k, str) or not _ARG_NAME.match(k):
                 raise bad(f"arch_args key {str(k)[:40]!r} is not a valid argument name")
