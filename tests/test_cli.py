@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import click
@@ -54,6 +53,7 @@ def test_python_dash_m_unmask():
 
 
 def test_console_script_is_declared():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert meta["project"]["scripts"] == {"unmask": "unmask.cli:main"}
     assert meta["project"]["version"] == detector.__version__

@@ -533,6 +533,9 @@ SEEDS = {
     "png": enc(Image.fromarray(_SMALL), "PNG"),
     "jpeg": enc(Image.fromarray(_SMALL), "JPEG", quality=80),
     "gif": enc(Image.fromarray(_SMALL).convert("P"), "GIF"),
+    "tiff": enc(Image.fromarray(_SMALL), "TIFF"),
+    "webp": enc(Image.fromarray(_SMALL), "WEBP", lossless=True),
+    "bmp": enc(Image.fromarray(_SMALL), "BMP"),
 }
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
