@@ -193,9 +193,15 @@ class Detector:
         return Detector(self.net, replace(self.spec, **changes), self.device)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``model.safetensors`` and ``detector.json`` (each atomically) into ``directory``."""
+        """Write ``model.safetensors`` then ``detector.json`` (each atomically) into ``directory``.
+
+        The config is written last and is what makes the directory loadable, so an interrupted save
+        never leaves an artifact that loads with mismatched parts."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
+        # Overwriting: remove the old config first, so a crash between the two writes leaves a
+        # directory that refuses to load (no detector.json), never new weights under an old spec.
+        (d / CONFIG).unlink(missing_ok=True)
         save_safetensors(self.net.state_dict(), d / WEIGHTS, metadata={"format": "unmask-detector"})
         write_json(d / CONFIG, self.spec.to_json())
         return d
