@@ -28,10 +28,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import cmd_data
+    from . import cmd_data, cmd_video
 
     main.add_command(cmd_data.data)
     main.add_command(cmd_data.demo)
+    main.add_command(cmd_video.video)
 
 
 _register()
