@@ -269,6 +269,48 @@ def test_faces_mode_scores_each_face_crop(det, videos, monkeypatch):
     assert r.verdict == "fake" and r.n_frames == N_FRAMES
 
 
+def draw_face(size: int = 120, bg: int = 60) -> np.ndarray:
+    """A synthetic grey face (skin oval, hair, dark eyes and brows, bright nose, dark mouth) that
+    OpenCV's frontal-face Haar cascade detects; (size, size) uint8."""
+    img = np.full((size, size), bg, np.uint8)
+    c, s = size // 2, size / 200
+    cv2.ellipse(img, (c, c), (int(70 * s), int(92 * s)), 0, 0, 360, 190, -1)
+    cv2.ellipse(img, (c, int(c - 88 * s)), (int(72 * s), int(30 * s)), 0, 180, 360, 40, -1)
+    for dx in (-30, 30):
+        cv2.ellipse(img, (int(c + dx * s), int(c - 25 * s)), (int(16 * s), int(6 * s)), 0, 0, 360, 40, -1)
+        cv2.ellipse(img, (int(c + dx * s), int(c - 42 * s)), (int(20 * s), int(4 * s)), 0, 0, 360, 70, -1)
+    cv2.ellipse(img, (c, int(c + 10 * s)), (int(8 * s), int(22 * s)), 0, 0, 360, 215, -1)
+    cv2.ellipse(img, (c, int(c + 48 * s)), (int(28 * s), int(8 * s)), 0, 0, 360, 70, -1)
+    return cv2.GaussianBlur(img, (0, 0), 3 * s)
+
+
+def test_faces_detected_cropped_and_missing_faces_reported(det, tmp_path):
+    """Frames 0-5 show a face at a known place, frames 6-9 show none."""
+    fx, fy, size = 150, 60, 120
+    frames = []
+    for i in range(10):
+        f = np.full((240, 320), 60, np.uint8)
+        if i < 6:
+            f[fy:fy + size, fx:fx + size] = draw_face(size)
+        frames.append(f)
+    path = write_video(tmp_path / "face.avi", frames)
+    res = analyze_videos([path], det, VideoConfig(faces=True, every=1, annotate=True, progress=False), tmp_path / "o")
+    rows = read_csv(tmp_path / "o" / "frames.csv")
+    assert [int(r["frame"]) for r in rows] == list(range(10))  # one face per face frame, one row per empty frame
+    for r in rows:
+        if int(r["frame"]) < 6:
+            assert r["kind"] == "face" and r["score"] != "" and r["label"] in ("real", "fake")
+            y, x, h, w = map(int, r["region"].split(","))
+            assert h == w and size < h <= 240  # 1.3 x the detected box: larger than the drawn face
+            cy, cx = y + h / 2, x + w / 2
+            assert abs(cy - (fy + size / 2)) < 0.15 * size and abs(cx - (fx + size / 2)) < 0.15 * size
+        else:
+            assert r["kind"] == "none" and r["note"] == "no face detected" and r["score"] == ""
+    v = res[0]
+    assert v.n_frames == 6 and v.n_no_face == 4 and v.verdict in ("real", "fake")
+    assert count_frames(v.outputs["annotated"]) == 10
+
+
 LENA = Path("/usr/share/doc/opencv-doc/examples/data/lena.jpg")
 
 
