@@ -344,6 +344,7 @@ def bad_inputs(videos, tmp_path_factory, real_images):
     patch_avi_count(videos["whole"], d / "overcount.avi", 500)
     patch_avi_count(videos["whole"], d / "undercount.avi", 5)
     patch_avi_count(videos["whole"], d / "nocount.avi", 0)
+    os.symlink(d / "gone.avi", d / "dangling.avi")
     return d, big
 
 
@@ -360,6 +361,7 @@ EXPECTED = {
     "undercount.avi": ("warning", "the header says 5 frames but 24 decoded (wrong header)"),
     "nocount.avi": ("ok", "frame count not in the header; counted 24 frames in a first pass"),
     "missing.avi": ("error", "file not found"),
+    "dangling.avi": ("error", "dangling symbolic link"),
 }
 
 
