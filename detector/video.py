@@ -32,7 +32,6 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import contextlib
 import csv
 import io
-import json
 import math
 import re
 import tempfile
@@ -66,6 +65,7 @@ __all__ = [
     "probe",
     "count_frames",
     "sample_indices",
+    "StreamStats",
     "stream_frames",
     "face_crop_box",
     "detect_faces",
