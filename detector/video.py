@@ -752,6 +752,8 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
     ``frames_out`` (a text file) receives the video's ``frames.csv`` rows (no header) once it is done;
     ``out_dir`` receives its timeline, heatmaps, peak frame and annotated video.
     """
+    import cv2
+
     config = config.validate()
     path = Path(path)
     vid = vid or _safe_id(0, path)
@@ -857,7 +859,7 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
         for key in ("score", "mean", "max", "topk_mean", "topk", "flagged_fraction", "verdict_threshold"):
             setattr(res, key, None)
         res.n_frames = 0
-    except (MemoryError, OSError, RuntimeError) as e:  # the batch goes on; this video is reported
+    except (MemoryError, OSError, RuntimeError, ValueError, cv2.error) as e:  # the batch goes on; this video is reported
         res.status, res.error, res.verdict = "error", f"{type(e).__name__}: {e}", ""
     finally:
         if sinks is not None:

@@ -410,9 +410,9 @@ def test_time_limit_gives_an_error_row(det, videos):
 
 def test_memory_stays_flat_however_long_the_video(det, tmp_path, real_images):
     """Peak traced allocations do not grow with the number of frames (frames are streamed)."""
-    frame = np.kron(_u8(real_images[0]), np.ones((4, 4), np.uint8))  # 112x112
-    short = write_video(tmp_path / "short.avi", [frame] * 8)
-    long = write_video(tmp_path / "long.avi", [frame] * 56)
+    frame = np.kron(_u8(real_images[0]), np.ones((3, 3), np.uint8))  # 84x84
+    short = write_video(tmp_path / "short.avi", [frame] * 6)
+    long = write_video(tmp_path / "long.avi", [frame] * 42)
     cfg = VideoConfig(every=1, batch_size=64)
     peaks = []
     for p in (short, long):
@@ -421,8 +421,8 @@ def test_memory_stays_flat_however_long_the_video(det, tmp_path, real_images):
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert r.status == "ok"
-    frame_bytes = 112 * 112 * 3
-    assert peaks[1] < peaks[0] + 8 * frame_bytes, peaks  # holding the 48 extra frames would add ~1.8 MB
+    frame_bytes = 84 * 84 * 3
+    assert peaks[1] < peaks[0] + 8 * frame_bytes, peaks  # holding the 36 extra frames would add ~0.8 MB
 
 
 # --------------------------------------------------------------------------------- CLI
