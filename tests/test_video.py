@@ -205,6 +205,18 @@ def test_video_verdict_separates_manipulated_from_clean(det, videos, tmp_path, h
     assert [r.status for r in res] == ["ok", "ok"]
 
 
+def test_frames_smaller_than_the_input_size(det, tmp_path, real_images):
+    """A 20x14 video: the frame is enlarged to the input size, boxes are given in frame pixels."""
+    path = write_video(tmp_path / "small.avi", [np.ascontiguousarray(_u8(real_images[i])[:14, :20])
+                                                for i in range(4)])
+    buf = io.StringIO()
+    r = analyze_video(path, det, VideoConfig(every=1, all_tiles=True), frames_out=buf)
+    rows = list(csv.reader(io.StringIO(buf.getvalue())))
+    assert r.status == "ok" and r.n_frames == 4 and (r.width, r.height) == (20, 14)
+    boxes = {tuple(map(int, row[4].split(","))) for row in rows}
+    assert boxes == {(0, 0, 14, 14), (0, 6, 14, 14)}
+
+
 def test_mean_dilutes_a_short_manipulation(det):
     """Why topk_mean is the default: 6 fake frames of 24 pass under a mean but not a top-k mean."""
     scores = [0.01] * 18 + [0.99] * 6
@@ -449,6 +461,9 @@ def test_cli_video_outputs_and_exit_codes(tiny_detector, videos, bad_inputs, tmp
     r = runner.invoke(main, ["video", str(videos["clean"]), "--detector", str(tiny_detector), "--out",
                              str(tmp_path / "o3"), "--every", "2", "--fps", "3"])
     assert r.exit_code == 2 and "one sampling mode" in r.output
+    r = runner.invoke(main, ["video", str(videos["clean"]), "--detector", str(tmp_path / "nope"), "--out",
+                             str(tmp_path / "o4")])
+    assert r.exit_code == 2 and "not a detector directory" in r.output
     r = runner.invoke(main, ["video", "--help"])
     assert r.exit_code == 0 and "Example:" in r.output
 
