@@ -745,6 +745,12 @@ def _progress(config: VideoConfig, total: int | None, desc: str):
                 dynamic_ncols=True)
 
 
+def _fail(res: VideoResult, reason: str) -> None:
+    res.status, res.error, res.verdict, res.n_frames, res.outputs = "error", reason, "", 0, {}
+    for key in ("score", "mean", "max", "topk_mean", "topk", "flagged_fraction", "verdict_threshold"):
+        setattr(res, key, None)
+
+
 def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConfig = VideoConfig(),
                   out_dir: str | os.PathLike | None = None, frames_out=None, vid: str | None = None) -> VideoResult:
     """Score one video; never raises for bad input: problems go into the result's status and error.
@@ -771,10 +777,11 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
         res.fps, res.width, res.height, res.frame_count_header = info.fps, info.width, info.height, info.frame_count
         if info.width * info.height > config.max_pixels:
             raise VideoError(path, _too_big(info.width, info.height, config.max_pixels))
+        counted = None
         if info.frame_count == 0:
             # FFmpeg reports 0 for a container with no frames; make sure before calling it empty
-            n = count_frames(path, config.open_timeout_ms, deadline)
-            if n == 0:
+            counted = count_frames(path, config.open_timeout_ms, deadline)
+            if counted == 0:
                 raise VideoError(path, "video has zero frames")
             info = VideoInfo(info.path, info.fps, None, info.width, info.height, info.codec)
         notes: list[str] = []
@@ -784,7 +791,7 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
         if config.every is None and config.fps is None and k is None:
             k = VideoConfig.DEFAULT_FRAMES
         if k is not None and count is None:
-            count = count_frames(path, config.open_timeout_ms, deadline)
+            count = counted if counted is not None else count_frames(path, config.open_timeout_ms, deadline)
             notes.append(f"frame count not in the header; counted {count} frames in a first pass")
             if count == 0:
                 raise VideoError(path, "no decodable frames (corrupt video or zero frames)")
@@ -855,12 +862,9 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
         sinks.commit(frames_out if frames_out is not None else io.StringIO(), res)
         sinks = None
     except VideoError as e:
-        res.status, res.error, res.verdict = "error", e.reason, ""
-        for key in ("score", "mean", "max", "topk_mean", "topk", "flagged_fraction", "verdict_threshold"):
-            setattr(res, key, None)
-        res.n_frames = 0
+        _fail(res, e.reason)
     except (MemoryError, OSError, RuntimeError, ValueError, cv2.error) as e:  # the batch goes on; this video is reported
-        res.status, res.error, res.verdict = "error", f"{type(e).__name__}: {e}", ""
+        _fail(res, f"{type(e).__name__}: {e}")
     finally:
         if sinks is not None:
             sinks.discard()
