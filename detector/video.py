@@ -412,9 +412,8 @@ class FrameScorer:
             return torch.cat(parts), boxes, {"sizes": sizes}
         size = spec.input_size
         batch, corners = tiles(img, size, spec.channels)  # native resolution; small frames are resized up
-        scale = min(h, w) / size if (h < size or w < size) else 1.0
-        boxes = [(int(y * scale), int(x * scale), int(round(size * scale)), int(round(size * scale)))
-                 for y, x in corners]
+        sy, sx = h / max(h, size), w / max(w, size)  # tiles() stretches each short side to `size`
+        boxes = [(int(y * sy), int(x * sx), int(round(size * sy)), int(round(size * sx))) for y, x in corners]
         ys, xs = sorted({c[0] for c in corners}), sorted({c[1] for c in corners})
         return batch, boxes, {"corners": corners, "ys": ys, "xs": xs}
 
