@@ -323,18 +323,24 @@ def test_faces_detected_cropped_and_missing_faces_reported(det, tmp_path):
     assert count_frames(v.outputs["annotated"]) == 10
 
 
-LENA = Path("/usr/share/doc/opencv-doc/examples/data/lena.jpg")
+MESSI = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # Debian's opencv-doc (.ci/run installs it)
 
 
-@pytest.mark.skipif(not LENA.exists(), reason="needs opencv-doc's lena.jpg for a real face")
+@pytest.mark.skipif(not MESSI.exists(), reason="needs opencv-doc's messi5.jpg for a real face")
 def test_haar_cascade_finds_a_real_face():
+    """The bundled cascade finds the player's face in a real 548x342 photo, where a person sees it."""
     from detector.video import detect_faces
 
-    img = cv2.imread(str(LENA))
+    img = cv2.imread(str(MESSI))
     boxes = detect_faces(img)
-    assert len(boxes) >= 1
-    x, y, w, h = boxes[0]
-    assert 0.1 < w / img.shape[1] < 0.8
+    assert 1 <= len(boxes) <= 3
+
+    def iou(b):  # the face lies at about x 226-264, y 94-132 (checked by eye)
+        x, y, w, h = b
+        inter = max(0, min(x + w, 264) - max(x, 226)) * max(0, min(y + h, 132) - max(y, 94))
+        return inter / (w * h + 38 * 38 - inter)
+
+    assert max(map(iou, boxes)) > 0.6
 
 
 # --------------------------------------------------------------------------------- bad input
