@@ -61,3 +61,30 @@ def test_gan_ddp_two_ranks_identical_weights_rank0_writes(tmp_path):
     assert res.steps == 4 and (part / "generator.safetensors").is_file()
     recs = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if r["type"] == "train"] == [2, 4]
+
+
+def test_device_helpers_on_cpu(capsys):
+    import pytest
+
+    from detector.device import amp_enabled, autocast, resolve_device, to_channels_last
+    from detector.distributed import all_reduce_scalars, shard, unwrap, wrap_ddp
+
+    cpu = resolve_device("cpu")
+    assert resolve_device("auto") == cpu  # no GPU on the test machines
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("gpu7")
+    assert amp_enabled(cpu, True) is False
+    assert "--amp ignored on cpu" in capsys.readouterr().err
+    assert amp_enabled(cpu, False) is False and capsys.readouterr().err == ""
+    net = torch.nn.Conv2d(1, 2, 3)
+    assert to_channels_last(net, cpu) is net and net.weight.is_contiguous()
+    with autocast(cpu, True):
+        assert net(torch.zeros(1, 1, 4, 4)).dtype == torch.float32
+    assert wrap_ddp(net, cpu) is net and unwrap(net) is net  # not distributed: the plain module
+    assert all_reduce_scalars({"a": 1.5, "b": None}) == {"a": 1.5, "b": None}
+    items = list(range(11))
+    shares = [shard(items, r, 3) for r in range(3)]
+    assert sorted(sum(shares, [])) == items and shares[1] == [1, 4, 7, 10]
