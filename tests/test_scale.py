@@ -1,9 +1,10 @@
-"""Scale-out on 2 CPU processes with a real gloo process group: DDP GAN training keeps both ranks'
+"""Scale-out on 2 CPU processes with a real gloo process group: DDP GAN training and hardening keep both ranks'
 weights identical, rank 0 alone writes, and a run resumes under a different number of processes."""
 from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -64,8 +65,6 @@ def test_gan_ddp_two_ranks_identical_weights_rank0_writes(tmp_path):
 
 
 def test_device_helpers_on_cpu(capsys):
-    import pytest
-
     from detector.device import amp_enabled, autocast, resolve_device, to_channels_last
     from detector.distributed import all_reduce_scalars, shard, unwrap, wrap_ddp
 
@@ -88,3 +87,127 @@ def test_device_helpers_on_cpu(capsys):
     items = list(range(11))
     shares = [shard(items, r, 3) for r in range(3)]
     assert sorted(sum(shares, [])) == items and shares[1] == [1, 4, 7, 10]
+
+
+# ---------------------------------------------------------------------------- scan
+
+
+def _scan_job(rank: int, folder: str, det_dir: str, out: str) -> dict:
+    from detector import distributed
+    from detector.artifact import load
+    from detector.scan import ScanConfig, scan
+
+    distributed.init(torch.device("cpu"))
+    from detector.scan import ScanOutputError
+
+    r = scan([folder], load(det_dir), out, ScanConfig(batch_size=4, workers=0, progress=False, top=3))
+    try:  # a second scan into the same output without --resume is refused on every rank
+        scan([folder], load(det_dir), out, ScanConfig(workers=0, progress=False))
+        refused = ""
+    except ScanOutputError as e:
+        refused = str(e)
+    return {"n_files": r.n_files, "n_new": r.n_new, "n_errors": r.n_errors, "top": r.top, "refused": refused}
+
+
+def _corpus(root, real_images, n: int = 30):
+    from detector.imageio import save_png
+
+    root.mkdir()
+    for i in range(n):
+        save_png(real_images[i], root / f"img_{i:03d}.png")
+    (root / "broken.png").write_bytes(b"not an image")
+    return root
+
+
+def test_scan_two_ranks_one_merged_output_every_file_once(tmp_path, tiny_detector, real_images):
+    pytest.importorskip("detector.scan")
+    from detector.artifact import load
+    from detector.scan import ScanConfig, list_inputs, parts_dir, read_rows, scan
+
+    folder = _corpus(tmp_path / "imgs", real_images)
+    out = tmp_path / "res" / "scan.jsonl"
+    out.parent.mkdir()
+    ranks = spawn(_scan_job, (str(folder), str(tiny_detector), str(out)), tmp_path / "log")
+    rows = read_rows(out)
+    listed = list_inputs([folder])
+    assert [r["path"] for r in rows] == listed and len(listed) == 31  # every file once, single-process order
+    assert [r["label"] for r in rows].count("error") == 1
+    assert not parts_dir(out).exists() and sorted(p.name for p in out.parent.iterdir()) == ["scan.jsonl"]
+    r0, r1 = ranks[0]["result"], ranks[1]["result"]
+    assert (r0["n_files"], r0["n_new"], r0["n_errors"]) == (31, 31, 1) and len(r0["top"]) == 3
+    assert "pass --resume" in r0["refused"] and "pass --resume" in r1["refused"]
+    # rank 1 wrote only its part file (header), rank 0 its part and the merged output
+    assert all(str(parts_dir(out)) in w for w in ranks[1]["writes"]) and ranks[1]["writes"]
+    assert str(out) in ranks[0]["writes"]
+    # the same scores as a single-process scan
+    single = scan([folder], load(tiny_detector), tmp_path / "single.jsonl", ScanConfig(workers=0, progress=False))
+    assert single.n_files == 31 and read_rows(tmp_path / "single.jsonl") == rows
+
+
+def test_cli_torchrun_scan_resumes_each_shard(tmp_path, tiny_detector, real_images):
+    pytest.importorskip("detector.scan")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from detector.scan import list_inputs, parts_dir, read_rows
+
+    from tests.scale_helpers import free_port
+
+    folder = _corpus(tmp_path / "imgs", real_images, n=20)
+    out = tmp_path / "scan.jsonl"
+    listed = list_inputs([folder])
+    # an interrupted 2-process scan: part of rank 1 holds two rows (one with a marker score) and a torn line
+    pdir = parts_dir(out)
+    pdir.mkdir()
+    keep = [{"path": listed[1], "score": 0.123456, "label": "real", "threshold": 0.5, "error": None,
+             "policy": "tile", "n_tiles": 1, "width": 28, "height": 28},
+            {"path": listed[3], "score": 0.654321, "label": "fake", "threshold": 0.5, "error": None,
+             "policy": "tile", "n_tiles": 1, "width": 28, "height": 28}]
+    (pdir / "rank-00001-of-00002.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep) + '{"path": "x')
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           "-m", "unmask", "scan", str(folder), "--detector", str(tiny_detector), "--out", str(out),
+           "--workers", "0", "--quiet"]
+    p = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr[-2000:]  # done, with one unreadable file (rank 0's exit code 1)
+    assert p.stdout.count("files: 21 (19 scanned now, 2 from before)") == 1  # rank 0 alone reports
+    rows = read_rows(out)
+    assert [r["path"] for r in rows] == listed
+    assert rows[1]["score"] == 0.123456 and rows[3]["score"] == 0.654321  # resumed rows kept, not rescanned
+    assert not pdir.exists()
+
+
+# ---------------------------------------------------------------------------- hardening
+
+
+def _harden_job(rank: int, real, fake, out: str) -> dict:
+    from detector.harden import HardenConfig, harden, split_tensor
+    from detector.nets import create_network
+
+    torch.manual_seed(0)
+    net = create_network("dcgan_d", in_channels=1, image_size=28, width=8, norm="batch")
+    cfg = HardenConfig(steps=6, batch_size=16, checkpoint_every=3, replay_per_generator=16, eval_batch=256)
+    res = harden(net, "dcgan_d", dict(in_channels=1, image_size=28, width=8, norm="batch"),
+                 split_tensor(real, 0), {"g": split_tensor(fake, 1)}, out, cfg, log=lambda m: None, progress=False)
+    return {"net": _state(net), "auc": res.test.auc, "threshold": res.threshold}
+
+
+def test_harden_ddp_two_ranks_identical_weights_rank0_writes(tmp_path, real_images, fake_images):
+    pytest.importorskip("detector.harden")
+    from detector.artifact import load
+
+    out = tmp_path / "det"
+    ranks = spawn(_harden_job, (real_images[:160], fake_images[:160], str(out)), tmp_path / "log")
+    r0, r1 = ranks[0]["result"], ranks[1]["result"]
+    assert r0["net"].keys() == r1["net"].keys()
+    for k in r0["net"]:
+        assert torch.equal(r0["net"][k], r1["net"][k]), f"{k} differs between ranks"
+    assert r0["threshold"] == r1["threshold"] and r0["auc"] == r1["auc"]  # same weights, same calibration
+    assert ranks[1]["writes"] == []
+    names = {p.split("/")[-1] for p in ranks[0]["writes"]}
+    assert {"model.safetensors", "detector.json", "harden.pt", "harden_metrics.json"} <= names
+    det = load(out)
+    assert all(torch.equal(det.net.state_dict()[k], r0["net"][k]) for k in r0["net"])
