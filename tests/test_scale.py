@@ -1,5 +1,7 @@
-"""Scale-out on 2 CPU processes with a real gloo process group: DDP GAN training and hardening keep both ranks'
-weights identical, rank 0 alone writes, and a run resumes under a different number of processes."""
+"""Scale-out on 2 CPU processes with a real gloo process group (torch.multiprocessing spawn, and one
+torchrun subprocess): DDP GAN training and hardening leave identical weights on both ranks, rank 0
+alone writes, a GAN run resumes under a different number of processes, and a sharded scan merges
+into one output with every file exactly once (resuming per shard)."""
 from __future__ import annotations
 
 import json
