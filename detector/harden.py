@@ -43,7 +43,8 @@ from .preprocess import normalize
 __all__ = [
     "Splits", "HardenConfig", "SplitMetrics", "HardenResult", "split_indices", "split_tensor", "fingerprint",
     "train_detector", "fit_temperature", "threshold_at_fpr", "collect_logits", "evaluate", "harden",
-    "format_metrics", "save_replay", "load_replay", "REPLAY_FILE", "CHECKPOINT_DIR",
+    "format_metrics", "save_replay", "load_replay", "real_splits", "calibrate_and_evaluate", "REPLAY_FILE",
+    "CHECKPOINT_DIR",
 ]
 
 REPLAY_FILE = "replay.safetensors"
@@ -486,3 +487,32 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
     Detector(net.cpu(), spec).save(out)  # artifact last: it only exists once everything else is done
     log(f"detector written to {out} (threshold {threshold:.4f}, temperature {temperature:.3f})")
     return HardenResult(out, threshold, temperature, val, test, config.steps, resumed, time.time() - t0)
+
+
+def real_splits(source: str, size: int, channels: int, seed: int, val_fraction: float = 0.15,
+                test_fraction: float = 0.15, limit: int | None = None) -> tuple[Splits, dict]:
+    """Real images from ``source`` split into train / val / test by ``seed`` with no overlap.
+
+    For Fashion-MNIST, train and validation come from the official *train* split and test is the
+    official t10k split (never trained on); for a folder or video, all three are cut from it.
+    Returns the splits and a provenance dict (source, checksum, seed, sizes).
+    """
+    from .data import open_source
+
+    info: dict = {"source": source, "split_seed": seed}
+    if source.startswith("fashion-mnist"):
+        tr = open_source(source, size, channels, "train")
+        te = open_source(source, size, channels, "test")
+        x = tr.images if limit is None else tr.images[:limit]
+        a, b = split_indices(len(x), (1.0 - val_fraction, val_fraction), seed)
+        sp = Splits(x[torch.from_numpy(a)], x[torch.from_numpy(b)], te.images)
+        info.update({"name": tr.name, "checksum": getattr(tr, "checksum", ""), "test": "official t10k split",
+                     "train_val_from": "official train split"})
+    else:
+        src = open_source(source, size, channels, "train")
+        imgs = src.images if hasattr(src, "images") else torch.stack(
+            [src[i][0] for i in range(len(src) if limit is None else min(limit, len(src)))])
+        sp = split_tensor(imgs, seed, val_fraction, test_fraction)
+        info.update({"name": getattr(src, "name", source), "checksum": fingerprint(imgs)})
+    info["sizes"] = sp.sizes()
+    return sp, info

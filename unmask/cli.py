@@ -28,10 +28,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import cmd_data
+    from . import cmd_data, cmd_detector
 
     main.add_command(cmd_data.data)
     main.add_command(cmd_data.demo)
+    for cmd in (cmd_detector.harden, cmd_detector.export, cmd_detector.scan, cmd_detector.retrain):
+        main.add_command(cmd)
 
 
 _register()
