@@ -298,19 +298,20 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     A 1-D problem, solved by a coarse log-spaced grid then golden-section refinement; clamped to
     the artifact's allowed range [0.001, 1000].
     """
-    z, y = logits.double(), labels.double()
+    z, y = logits.double().numpy(), labels.double().numpy()
 
-    def nll(t: float) -> float:
-        return float(F.binary_cross_entropy_with_logits(z / t, y))
+    def nll(t: float) -> float:  # mean BCE of sigmoid(z / t), computed stably
+        u = z / t
+        return float(np.mean(np.logaddexp(0.0, u) - y * u))
 
-    grid = np.logspace(-3, 3, 121)
+    grid = np.logspace(-3, 3, 61)
     vals = [nll(t) for t in grid]
     k = int(np.argmin(vals))
     lo, hi = math.log(grid[max(0, k - 1)]), math.log(grid[min(len(grid) - 1, k + 1)])
     phi = (math.sqrt(5) - 1) / 2
     a, b = lo, hi
     c, d = b - phi * (b - a), a + phi * (b - a)
-    for _ in range(60):
+    for _ in range(40):
         if nll(math.exp(c)) < nll(math.exp(d)):
             b = d
         else:
