@@ -9,11 +9,12 @@ import click
 
 
 def _device(d: str) -> str:
-    if d == "auto":
-        import torch
+    from detector.device import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return d
+    try:
+        return str(resolve_device(d))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
 
 
 def _load_detector(path: Path, device: str = "cpu"):
