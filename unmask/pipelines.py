@@ -113,6 +113,7 @@ class RoundReport:
     auc_by_round: dict        # round of the fakes -> AUC (held-out real test vs that round's test fakes)
     test_fpr: float
     test_auc: float
+    auc_new_before: float | None = None   # previous round's detector on this round's new fakes (did G catch up?)
 
 
 def _auc_by_round(det_dir: Path, inp: HardenInputs, device: str) -> dict[int, float]:
@@ -158,10 +159,13 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
                 d_net = copy.deepcopy(load_detector(prev_dir, config.device).net)
                 flip_head(d_net)  # back to the GAN convention: logit > 0 = real
                 log(f"round {r}: training the generator {gan_steps} steps against the hardened detector")
-                continue_training(run_dir, d_net, gan_steps, tag)
+                continue_training(run_dir, d_net, gan_steps, tag, device=config.device)
         inp = harden_inputs(run_dir, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
                             seed=config.seed, real_source=real_source, device=config.device, log=log)
         done = (det_dir / "detector.json").is_file() and resume
+        before = _auc_by_round(prev_dir, inp, config.device).get(r) if prev_dir is not None else None
+        if before is not None:
+            log(f"round {r}: previous detector's AUC on the new generator's fakes: {before:.5f}")
         if not done:
             net, flip = inp.net, True
             if prev_dir is not None:
@@ -173,10 +177,11 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
             log(f"round {r}: detector already in {det_dir}; skipping")
         by_round = _auc_by_round(det_dir, inp, config.device)
         m = json.loads((det_dir / "harden_metrics.json").read_text())["test"]
-        reports.append(RoundReport(r, det_dir, by_round, m["fpr"], m["auc"]))
+        reports.append(RoundReport(r, det_dir, by_round, m["fpr"], m["auc"], before))
         log(_rounds_table(reports))
         write_json(out / "rounds.json", [{"round": x.round, "detector": str(x.detector_dir), "test_auc": x.test_auc,
-                                          "test_fpr": x.test_fpr,
+                                          "test_fpr": x.test_fpr, "auc_new_fakes_before_rehardening":
+                                              x.auc_new_before,
                                           "auc_vs_fakes_of_round": {str(k): v for k, v in x.auc_by_round.items()}}
                                          for x in reports])
         prev_dir = det_dir
@@ -185,10 +190,12 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
 
 def _rounds_table(reports: Sequence[RoundReport]) -> str:
     k = max(max(r.auc_by_round) for r in reports)
-    head = f"{'detector':<10}" + "".join(f"{'fakes r' + str(i):>11}" for i in range(k + 1)) + f"{'test FPR':>10}"
+    head = (f"{'detector':<10}" + "".join(f"{'fakes r' + str(i):>11}" for i in range(k + 1)) + f"{'test FPR':>10}"
+            + f"{'new fakes, old det':>20}")
     rows = [head]
     for rep in reports:
         rows.append(f"{'round ' + str(rep.round):<10}" + "".join(
             f"{rep.auc_by_round[i]:>11.5f}" if i in rep.auc_by_round else f"{'-':>11}" for i in range(k + 1))
-            + f"{rep.test_fpr:>10.4f}")
+            + f"{rep.test_fpr:>10.4f}" + (f"{rep.auc_new_before:>20.5f}" if rep.auc_new_before is not None
+                                          else f"{'-':>20}"))
     return "AUC on held-out real vs fakes of each round:\n" + "\n".join(rows)
