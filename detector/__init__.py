@@ -6,7 +6,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"  # before the submodules: artifact.py stamps it into detector.json
 
-from .artifact import AGGREGATES, ArtifactError, Detector, DetectorSpec, aggregate, load
+from .artifact import AGGREGATES, ArtifactError, Detector, DetectorSpec, aggregate, load, resolve_device
 from .data import (
     FASHION_MNIST_CLASSES,
     FolderSource,
@@ -17,7 +17,7 @@ from .data import (
     load_fashion_mnist,
     open_source,
 )
-from .decode import IMAGE_EXTENSIONS, UnreadableImage, decode_bytes, read_image, to_channels
+from .decode import IMAGE_EXTENSIONS, UnreadableImage, decode_bytes, display_path, read_image, to_channels
 from .nets import NETWORKS, ConvDiscriminator, create_network
 from .preprocess import POLICIES, fit, normalize, tiles
 from .registry import Registry
@@ -32,6 +32,7 @@ __all__ = [
     "DetectorSpec",
     "aggregate",
     "load",
+    "resolve_device",
     "FASHION_MNIST_CLASSES",
     "FolderSource",
     "ImageSource",
@@ -43,6 +44,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "UnreadableImage",
     "decode_bytes",
+    "display_path",
     "read_image",
     "to_channels",
     "NETWORKS",
