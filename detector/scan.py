@@ -153,7 +153,14 @@ class _Files(Dataset):
                 st = os.stat(path)
             except OSError:
                 st = None  # read_image gives the precise reason
-            if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                try:
+                    os.scandir(path).close()
+                    reason = "is a directory, not an image file"
+                except OSError as e:
+                    reason = f"folder cannot be listed: {e.strerror or e}"
+                raise UnreadableImage(path, reason)
+            if st is not None and not stat.S_ISREG(st.st_mode):
                 raise UnreadableImage(path, "not a regular file (a FIFO, socket or device); not read")
             img = read_image(path, channels=s.channels, max_pixels=self.max_pixels)
             _, h, w = img.shape
@@ -326,7 +333,9 @@ def scan(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.P
     n_resumed = len(done)
 
     skipped: list[str] = []
-    files = [p for p in list_inputs(paths, config.extensions, skipped) if p not in done]
+    own = os.path.abspath(out)
+    files = [p for p in list_inputs(paths, config.extensions, skipped)
+             if p not in done and os.path.abspath(p) != own]
     done.clear()
     if skipped:
         log(f"note: {len(skipped)} symbolic link(s) to folders not followed (e.g. {skipped[0]})")
