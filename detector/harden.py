@@ -68,11 +68,12 @@ class Splits:
 class HardenConfig:
     """How to harden; maps onto ``unmask harden`` options and is saved in provenance."""
 
-    steps: int = 1500
+    steps: int = 8000
     batch_size: int = 64             # half real, half fake
-    lr: float = 2e-4
+    lr: float = 4e-4
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 0.0
+    cosine: bool = True              # cosine learning-rate decay to 0 over the steps (Loshchilov & Hutter 2017)
     target_fpr: float = 0.01
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -264,6 +265,9 @@ def train_detector(net: nn.Module, real_train: torch.Tensor, fake_train: Mapping
         rng = np.random.default_rng([config.seed, step])
         x, y = _batch(real_train, fakes, w, half, gen)
         x = augment_batch(x, config.augment, rng)
+        if config.cosine:  # a function of the step alone, so a resumed run gets the same schedule
+            for group in opt.param_groups:
+                group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * step / max(1, config.steps)))
         logits = net(normalize(x.to(device), mean, std))
         loss = F.binary_cross_entropy_with_logits(logits, y.to(device))
         if extra_loss is not None:

@@ -41,12 +41,13 @@ def _threads() -> None:
               help="Detector directory to write (model.safetensors + detector.json + metrics).")
 @click.option("--fakes", "fake_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Extra folder of fake images to harden against (repeatable).")
-@click.option("--steps", type=click.IntRange(0), default=1500, show_default=True, help="Fine-tuning steps.")
+@click.option("--steps", type=click.IntRange(0), default=8000, show_default=True, help="Fine-tuning steps.")
 @click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=4e-4, show_default=True,
+              help="Peak learning rate (cosine decay to 0).")
 @click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="False-positive rate on validation real images that sets the threshold.")
-@click.option("--n-fakes", type=click.IntRange(20), default=2000, show_default=True,
+@click.option("--n-fakes", type=click.IntRange(20), default=6000, show_default=True,
               help="Images sampled from each generator snapshot (split train/val/test).")
 @click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=0.15, show_default=True)
 @click.option("--aug", "aug_scale", type=click.FloatRange(0), default=1.0, show_default=True,

@@ -48,7 +48,7 @@ def _run_config(run_dir: Path) -> dict:
     return json.loads(p.read_text())
 
 
-def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 2000, fake_dirs: Sequence[str] = (),
+def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 6000, fake_dirs: Sequence[str] = (),
                   val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int | None = None,
                   real_source: str | None = None, real_limit: int | None = None, device: str = "cpu",
                   log: Callable[[str], None] = print) -> HardenInputs:
@@ -94,7 +94,7 @@ def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 2000, fake_dirs:
 
 
 def harden_run(run_dir: str | os.PathLike, out: str | os.PathLike, config: HardenConfig = HardenConfig(), *,
-               n_fakes: int = 2000, fake_dirs: Sequence[str] = (), val_fraction: float = 0.15,
+               n_fakes: int = 6000, fake_dirs: Sequence[str] = (), val_fraction: float = 0.15,
                policy: str = "resize", resume: bool = False, real_source: str | None = None,
                log: Callable[[str], None] = print, progress: bool = True) -> HardenResult:
     """``unmask harden RUN --out DET``: see the module docstring."""
@@ -129,7 +129,7 @@ def _auc_by_round(det_dir: Path, inp: HardenInputs, device: str) -> dict[int, fl
 
 
 def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, rounds: int,
-                       config: HardenConfig = HardenConfig(), *, gan_steps: int = 500, n_fakes: int = 2000,
+                       config: HardenConfig = HardenConfig(), *, gan_steps: int = 500, n_fakes: int = 6000,
                        fake_dirs: Sequence[str] = (), val_fraction: float = 0.15, policy: str = "resize",
                        resume: bool = False, real_source: str | None = None,
                        log: Callable[[str], None] = print, progress: bool = True) -> list[RoundReport]:
