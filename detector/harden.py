@@ -79,7 +79,7 @@ class HardenConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     checkpoint_every: int = 100
     eval_batch: int = 512
-    replay_per_generator: int = 256  # fakes per generator (and per split) kept for retraining
+    replay_per_generator: int = 1024  # fakes per generator (and per split) kept for retraining
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -504,7 +504,8 @@ def real_splits(source: str, size: int, channels: int, seed: int, val_fraction: 
     """
     from .data import open_source
 
-    info: dict = {"source": source, "split_seed": seed}
+    info: dict = {"source": source, "split_seed": seed, "val_fraction": val_fraction,
+                  "test_fraction": test_fraction, "limit": limit}
     if source.startswith("fashion-mnist"):
         tr = open_source(source, size, channels, "train")
         te = open_source(source, size, channels, "test")

@@ -41,7 +41,7 @@ class RetrainConfig:
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     checkpoint_every: int = 100
-    replay_per_generator: int = 256
+    replay_per_generator: int = 1024
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -81,6 +81,30 @@ def load_folder_images(dirs: Sequence[str | os.PathLike], size: int, channels: i
     return torch.stack(imgs), bad
 
 
+def _full_real(spec, replayed: Splits, log: Callable[[str], None]) -> tuple[Splits, str]:
+    """The detector's full real splits, rebuilt from its provenance (source, split seed and fractions)
+    when that source is still available with the same checksum; else the replayed sample."""
+    from .harden import real_splits
+
+    d = spec.provenance.get("data") or {}
+    src, seed = d.get("source"), d.get("split_seed")
+    if not isinstance(src, str) or not isinstance(seed, int) or "val_fraction" not in d:
+        return replayed, "replay sample"
+    if not (src.startswith("fashion-mnist") or Path(src).exists()):
+        return replayed, "replay sample"
+    try:
+        sp, info = real_splits(src, spec.input_size, spec.channels, seed, d["val_fraction"],
+                               d.get("test_fraction", 0.15), d.get("limit"))
+    except (OSError, ValueError) as e:
+        log(f"real data {src!r} not usable ({e}); replaying the stored sample instead")
+        return replayed, "replay sample"
+    if d.get("checksum") and info.get("checksum") != d.get("checksum"):
+        log(f"real data {src!r} changed since hardening (checksum differs); replaying the stored sample instead")
+        return replayed, "replay sample"
+    log(f"real images: rebuilt the original splits from {src} (seed {seed}): {sp.sizes()}")
+    return sp, f"{src} (seed {seed})"
+
+
 def format_table(before: SplitMetrics, after: SplitMetrics, new: Sequence[str]) -> str:
     lines = [f"{'generator':<32}{'kind':<6}{'AUC before':>11}{'AUC after':>11}{'TPR before':>11}{'TPR after':>11}"]
     for name in after.per_generator:
@@ -105,6 +129,7 @@ def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tenso
     old = load(src_dir, config.device)
     spec = old.spec
     real, old_fakes = load_replay(src_dir / REPLAY_FILE)
+    real, real_note = _full_real(spec, real, log)
     clash = sorted(set(new_fakes) & set(old_fakes))
     if clash:
         raise ValueError(f"generator name(s) already known to this detector: {', '.join(clash)}; rename them")
@@ -153,7 +178,7 @@ def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tenso
         gens.append({"name": n, "source": (sources or {}).get(n, "tensor"), "added_by": "retrain",
                      "split_sizes": new_splits[n].sizes()})
     history = list(prov.get("history", []))
-    history.append({"retrained_from": str(src_dir), "previous_weights_sha256":
+    history.append({"retrained_from": str(src_dir), "real_images": real_note, "previous_weights_sha256":
                     hashlib.sha256((src_dir / WEIGHTS).read_bytes()).hexdigest(),
                     "previous_metrics": prov.get("metrics"), "new_generators": list(new_splits),
                     "config": {**asdict(config), "augment": config.augment.to_json()}})
