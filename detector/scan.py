@@ -1,6 +1,7 @@
 """Scan files and folders with a detector: one row per input file, streamed to CSV or JSONL.
 
-* Every file gets exactly one row: ``path, score, label, threshold, error, policy, n_tiles,
+* Every file gets exactly one row (the output is valid UTF-8: a file name that is not shows its
+  odd bytes as ``\\xNN`` escapes, see :func:`detector.decode.display_path`): ``path, score, label, threshold, error, policy, n_tiles,
   width, height``. ``label`` is ``real``, ``fake`` or ``error``; ``score`` is the calibrated
   probability of "fake"; an unreadable file gets ``label=error`` and the reason, and the scan goes on.
 * Images of any size follow the artifact's policy (resize / crop, or native-resolution tiles whose
@@ -30,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .artifact import Detector, DetectorSpec, aggregate
 from .atomic import write_text
-from .decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, UnreadableImage, read_image
+from .decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, UnreadableImage, display_path, read_image
 from .preprocess import fit, resize, tile_grid, tiles
 
 __all__ = ["COLUMNS", "ScanConfig", "ScanResult", "ScanOutputError", "list_inputs", "scan", "read_rows"]
@@ -335,10 +336,10 @@ def scan(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.P
     skipped: list[str] = []
     own = os.path.abspath(out)
     files = [p for p in list_inputs(paths, config.extensions, skipped)
-             if p not in done and os.path.abspath(p) != own]
+             if display_path(p) not in done and os.path.abspath(p) != own]
     done.clear()
     if skipped:
-        log(f"note: {len(skipped)} symbolic link(s) to folders not followed (e.g. {skipped[0]})")
+        log(f"note: {len(skipped)} symbolic link(s) to folders not followed (e.g. {display_path(skipped[0])})")
     ds = _Files(files, spec, config.max_pixels, config.max_tiles)
     workers = min(config.workers, max(0, len(files) // max(1, config.batch_size)))
     loader = DataLoader(ds, batch_size=config.batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
@@ -355,7 +356,7 @@ def scan(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.P
                                     for j in range(0, len(x), config.forward_chunk)]).double()
             rows, k, off = [], 0, 0
             for i, x, n, w, h, policy, err in items:
-                path = files[i]
+                path = display_path(files[i])  # valid UTF-8 even for non-UTF-8 file names
                 if x is None:
                     row = {"path": path, "score": None, "label": "error", "threshold": thr, "error": err,
                            "policy": policy, "n_tiles": 0, "width": w, "height": h}

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 import detector
-from detector.decode import read_image
+from detector.decode import display_path, read_image
 from detector.imageio import save_png
 from detector.preprocess import tile_grid
 from detector.scan import COLUMNS, ScanConfig, ScanOutputError, list_inputs, read_rows, scan
@@ -150,7 +150,9 @@ def test_jsonl_resume_drops_torn_line_and_odd_names(tmp_path, tiny_detector, rea
         assert out.read_bytes() == full              # byte-identical to the uninterrupted scan
         paths = [row["path"] for row in read_rows(out)]
         assert len(paths) == len(set(paths)) == 22
-        assert os.fsdecode(odd) in paths and str(folder / "new\nline.png") in paths
+        assert display_path(odd) in paths and str(folder / "new\nline.png") in paths
+        assert display_path(odd).endswith("caf\\xe9.png")
+        out.read_bytes().decode("utf-8")                       # the output is valid UTF-8
 
 
 def test_cli_scan_sigkill_then_resume_every_file_once(tmp_path, tiny_detector, real_images):
