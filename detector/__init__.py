@@ -6,7 +6,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"  # before the submodules: artifact.py stamps it into detector.json
 
-from .artifact import AGGREGATES, ArtifactError, Detector, DetectorSpec, aggregate, load, resolve_device
+from .artifact import AGGREGATES, ArtifactError, Detector, DetectorSpec, aggregate, load
+from .device import resolve_device
 from .data import (
     FASHION_MNIST_CLASSES,
     FolderSource,

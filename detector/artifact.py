@@ -19,12 +19,13 @@ import torch
 from torch import nn
 
 from . import __version__
+from .device import resolve_device
 from .atomic import save_safetensors, write_json
 from .nets import NETWORKS
 from .preprocess import POLICIES, fit, normalize, tiles
 
 __all__ = ["FORMAT_VERSION", "AGGREGATES", "DetectorSpec", "Detector", "ArtifactError", "load", "aggregate",
-           "spec_for_network", "resolve_device", "MAX_INPUT_SIZE", "MAX_PARAMETERS"]
+           "spec_for_network", "MAX_INPUT_SIZE", "MAX_PARAMETERS"]
 
 FORMAT_VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "detector.json"
@@ -49,13 +50,6 @@ def _short(x: Any, n: int = 40) -> str:
     """``repr`` cut to ``n`` characters: messages stay readable whatever a hostile file holds."""
     r = repr(x)
     return r if len(r) <= n else r[: n - 3] + "..."
-
-
-def resolve_device(device: str | torch.device = "cpu") -> torch.device:
-    """``'auto'`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class ArtifactError(ValueError):

@@ -6,7 +6,7 @@ from .health import DiversityProbe, HealthConfig, HealthEvent, HealthMonitor
 from .losses import LOSSES, GanLoss, create_loss, gradient_penalty, r1_penalty
 from .quality import METRIC_NAME, Quality, QualityMeter, feature_net, frechet_distance, precision_recall
 from .spectral import azimuthal_average, power_profile, spectral_loss
-from .trainer import GanConfig, RunResult, continue_training, load_config, resolve_device, train
+from .trainer import GanConfig, RunResult, continue_training, load_config, train
 from .zoo import Snapshot, ZooError, final_generator, find_snapshot, load_discriminator, load_zoo, sample, save_snapshot
 
 __all__ = [
@@ -15,6 +15,6 @@ __all__ = [
     "LOSSES", "GanLoss", "create_loss", "gradient_penalty", "r1_penalty",
     "METRIC_NAME", "Quality", "QualityMeter", "feature_net", "frechet_distance", "precision_recall",
     "azimuthal_average", "power_profile", "spectral_loss",
-    "GanConfig", "RunResult", "continue_training", "load_config", "resolve_device", "train",
+    "GanConfig", "RunResult", "continue_training", "load_config", "train",
     "Snapshot", "ZooError", "final_generator", "find_snapshot", "load_discriminator", "load_zoo", "sample", "save_snapshot",
 ]

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from detector.atomic import save_safetensors, torch_save, write_json, write_text
+from detector.device import resolve_device
 from detector.imageio import save_grid
 from detector.nets import create_network
 
@@ -46,21 +47,11 @@ from .quality import METRIC_NAME, Quality, QualityMeter, feature_net
 from .spectral import spectral_loss as _spectral_loss
 from .zoo import Snapshot, load_zoo, save_snapshot
 
-__all__ = ["GanConfig", "RunResult", "train", "continue_training", "resolve_device", "load_config",
+__all__ = ["GanConfig", "RunResult", "train", "continue_training", "load_config",
            "latest_checkpoint", "CONFIG_FORMAT_VERSION"]
 
 CONFIG_FORMAT_VERSION = 1
 STAGES = ("early", "middle", "late")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``'auto'`` -> CUDA when available, else CPU; otherwise the named device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
-    return dev
 
 
 @dataclass(frozen=True)

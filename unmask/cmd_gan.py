@@ -136,7 +136,7 @@ def sample_cmd(run: Path, n: int, out: Path, snapshot: str | None, seed: int, gr
       unmask gan sample runs/gan --n 64 --snapshot early --out fakes_early/
     """
     from detector.imageio import save_grid, save_png
-    from gan.trainer import resolve_device
+    from detector.device import resolve_device
     from gan.zoo import ZooError, find_snapshot, sample
 
     try:
