@@ -26,6 +26,13 @@ def _load_detector(path: Path, device: str = "cpu"):
         raise click.BadParameter(str(e), param_hint="DETECTOR") from None
 
 
+def _codes() -> tuple[int, int, int, int]:
+    """(done, done with unreadable inputs, usage error, failed): unmask.cli's exit codes."""
+    from .cli import EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
+
+    return EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED
+
+
 def _threads() -> None:
     import torch
 
@@ -82,12 +89,25 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     from detector.augment import AugmentConfig
     from detector.harden import HardenConfig
 
-    from . import pipelines
-
     _threads()
     cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
                        augment=AugmentConfig().scaled(aug_scale), device=_device(device))
     log = lambda m: click.echo(m)  # noqa: E731
+    try:
+        _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
+                target_fpr, log)
+    except FileNotFoundError as e:
+        raise click.UsageError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - a run without a zoo / discriminator is a usage error
+        if type(e).__name__ == "ZooError" or "different data or settings" in str(e):
+            raise click.UsageError(str(e)) from None
+        raise
+
+
+def _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
+            target_fpr, log) -> None:
+    from . import pipelines
+
     if rounds:
         pipelines.adversarial_rounds(run, out, rounds, cfg, gan_steps=gan_steps, n_fakes=n_fakes,
                                      fake_dirs=fake_dirs, val_fraction=val_fraction, policy=policy, resume=resume,
@@ -135,7 +155,7 @@ def export(detector_dir: Path, fmt: str, out: Path, real_source: str | None) -> 
         r = do_export(det, out, fmt, real=real)
     except RuntimeError as e:
         click.echo(f"error: {e}", err=True)
-        sys.exit(3)
+        sys.exit(_codes()[3])
     click.echo(f"wrote {r.path} ({fmt}); parity vs native on {r.n_inputs} inputs: max |score diff| "
                f"{r.max_abs_diff:.3g}, max |logit diff| {r.max_abs_diff_logit:.3g} (tolerance 1e-4)")
 
@@ -195,7 +215,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
         raise click.UsageError(str(e)) from None
     except OSError as e:
         click.echo(f"error: scan failed: {e}", err=True)
-        sys.exit(3)
+        sys.exit(_codes()[3])
     rate = f", {r.files_per_s:.0f} files/s" if r.n_new else ""
     click.echo(f"files: {r.n_files} ({r.n_new} scanned now, {r.n_resumed} from before)  flagged fake: {r.n_fake}  "
                f"errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
@@ -204,7 +224,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
         for s, p in r.top:
             click.echo(f"  {s:.4f}  {p}")
     click.echo(f"results: {out}")
-    sys.exit(1 if r.n_errors else 0)
+    sys.exit(_codes()[1] if r.n_errors else _codes()[0])
 
 
 # ---------------------------------------------------------------------------- retrain
