@@ -51,9 +51,18 @@ def test_cli_harden_from_gan_run_with_rounds_and_resume(gan_run, tmp_path):
     assert rounds[1]["auc_new_fakes_before_rehardening"] is not None
     # round 0 starts from D with its sign flipped: with 0 steps the detector is exactly -D
     d, _, _ = load_discriminator(gan_run)
+    from detector.imageio import save_png
+
+    extra = tmp_path / "my_fakes"
+    for i in range(30):
+        save_png(torch.rand(1, 28, 28), extra / f"{i}.png")
+    (extra / "broken.png").write_bytes(b"")
     res0 = CliRunner().invoke(main, ["harden", str(gan_run), "--out", str(tmp_path / "d0"), "--steps", "0",
-                                     "--n-fakes", "50", "--val-fraction", "0.02"])
+                                     "--n-fakes", "50", "--val-fraction", "0.02", "--fakes", str(extra)])
     assert res0.exit_code == 0, res0.output
+    assert "folder:my_fakes: 30 images (1 unreadable skipped)" in res0.output
+    folder_gen = detector.load(tmp_path / "d0").spec.provenance["generators"][-1]
+    assert folder_gen["kind"] == "folder" and folder_gen["n_images"] == 30
     x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(detector.load(tmp_path / "d0").logits(x), -d(x * 2 - 1), atol=1e-5)
