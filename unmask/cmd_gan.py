@@ -140,7 +140,7 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
                    "Default: the final generator.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--grid", is_flag=True, help="Also write grid.png beside the images (not counted in N).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 def sample_cmd(run: Path, n: int, out: Path, snapshot: str | None, seed: int, grid: bool, device: str) -> None:
     """Write N generated images as PNG files (sample_00000.png ...) of the run's size and channels.
 
