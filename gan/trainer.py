@@ -262,8 +262,8 @@ class _Run:
         self.device = resolve_device(config.device)
         self.rank, self.world = dist_.rank(), dist_.world_size()
         torch.manual_seed(config.seed)
-        self.G = to_channels_last(create_generator(config.generator, **config.resolved_generator_args()).to(self.device),
-                                  self.device)
+        G = create_generator(config.generator, **config.resolved_generator_args())
+        self.G = to_channels_last(G.to(self.device), self.device)
         self.D = to_channels_last(create_network("dcgan_d", **config.discriminator_args()).to(self.device), self.device)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
@@ -457,7 +457,8 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
         run.step += 1
         step = run.step
         if world > 1:  # the global-batch losses, and every rank stops together on a non-finite one
-            loss_d, loss_g = dist_.all_reduce_mean(torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()).tolist()
+            both = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
+            loss_d, loss_g = dist_.all_reduce_mean(both).tolist()
         else:
             loss_d, loss_g = loss_d.item(), loss_g.item()
         if not (math.isfinite(loss_d) and math.isfinite(loss_g)):

@@ -1,15 +1,16 @@
-"""Running a function on 2 CPU processes with a real gloo process group (torch.multiprocessing
-spawn), recording which files each rank wrote, for tests/test_scale.py."""
+"""Running functions on 2 CPU processes with a real gloo process group (torch.multiprocessing
+spawn), recording which files each rank wrote during each function, for tests/test_scale.py."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.multiprocessing as mp
+
+Job = tuple[str, Callable, tuple]  # (name, fn(rank, *args) -> picklable result, args)
 
 
 def free_port() -> int:
@@ -18,7 +19,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, fn: Callable, args: tuple, logdir: str) -> None:
+def _worker(rank: int, world: int, port: int, jobs: Sequence[Job], logdir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     torch.set_num_threads(1)
@@ -29,28 +30,25 @@ def _worker(rank: int, world: int, port: int, fn: Callable, args: tuple, logdir:
         written.append(str(dst))
         return real_replace(src, dst, *a, **k)
 
+    out = {}
     os.replace = spy
     try:
-        result = fn(rank, *args)
+        for name, fn, args in jobs:
+            written.clear()
+            result = fn(rank, *args)
+            out[name] = {"result": result, "writes": list(written)}
     finally:
         os.replace = real_replace
         import torch.distributed as dist
 
         if dist.is_initialized():
             dist.destroy_process_group()
-    log = Path(logdir)
-    if result is not None:
-        torch.save(result, log / f"result{rank}.pt")
-    (log / f"writes{rank}.json").write_text(json.dumps(written))
+    torch.save(out, Path(logdir) / f"rank{rank}.pt")
 
 
-def spawn(fn: Callable, args: tuple, logdir: Path, world: int = 2) -> list[dict]:
-    """Run ``fn(rank, *args)`` on ``world`` processes; returns per rank {'writes': [...], 'result': ...}."""
+def spawn(jobs: Sequence[Job], logdir: Path, world: int = 2) -> list[dict]:
+    """Run each ``fn(rank, *args)`` of ``jobs`` in turn on ``world`` processes sharing one process group;
+    returns, per rank, ``{name: {'result': ..., 'writes': [paths written during that job]}}``."""
     logdir.mkdir(parents=True, exist_ok=True)
-    mp.spawn(_worker, args=(world, free_port(), fn, args, str(logdir)), nprocs=world, join=True)
-    out = []
-    for r in range(world):
-        res = logdir / f"result{r}.pt"
-        out.append({"writes": json.loads((logdir / f"writes{r}.json").read_text()),
-                    "result": torch.load(res, weights_only=False) if res.exists() else None})
-    return out
+    mp.spawn(_worker, args=(world, free_port(), list(jobs), str(logdir)), nprocs=world, join=True)
+    return [torch.load(logdir / f"rank{r}.pt", weights_only=False) for r in range(world)]

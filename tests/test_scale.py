@@ -35,9 +35,23 @@ def _gan_job(rank: int, out_full: str, out_part: str) -> dict:
     return {"G": _state(full.G), "D": _state(full.D), "step": full.step}
 
 
-def test_gan_ddp_two_ranks_identical_weights_rank0_writes(tmp_path):
-    full, part = tmp_path / "full", tmp_path / "part"
-    ranks = spawn(_gan_job, (str(full), str(part)), tmp_path / "log")
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory, tiny_detector, real_images, fake_images):
+    """GAN training, hardening and a scan, each on the same 2 processes (one spawn: start-up is the cost)."""
+    d = tmp_path_factory.mktemp("ddp")
+    folder = _corpus(d / "imgs", real_images)
+    (d / "res").mkdir()
+    jobs = [("gan", _gan_job, (str(d / "gan_full"), str(d / "gan_part"))),
+            ("harden", _harden_job, (real_images[:160], fake_images[:160], str(d / "det"))),
+            ("scan", _scan_job, (str(folder), str(tiny_detector), str(d / "res" / "scan.jsonl")))]
+    ranks = spawn(jobs, d / "log")
+    return d, {name: [r[name] for r in ranks] for name, _, _ in jobs}
+
+
+def test_gan_ddp_two_ranks_identical_weights_rank0_writes(two_ranks):
+    d, jobs = two_ranks
+    full, part = d / "gan_full", d / "gan_part"
+    ranks = jobs["gan"]
     r0, r1 = ranks[0]["result"], ranks[1]["result"]
     assert r0["step"] == r1["step"] == 4
     for net in ("G", "D"):  # parameters and BatchNorm buffers alike
@@ -121,15 +135,13 @@ def _corpus(root, real_images, n: int = 30):
     return root
 
 
-def test_scan_two_ranks_one_merged_output_every_file_once(tmp_path, tiny_detector, real_images):
-    pytest.importorskip("detector.scan")
+def test_scan_two_ranks_one_merged_output_every_file_once(two_ranks, tiny_detector, tmp_path):
     from detector.artifact import load
     from detector.scan import ScanConfig, list_inputs, parts_dir, read_rows, scan
 
-    folder = _corpus(tmp_path / "imgs", real_images)
-    out = tmp_path / "res" / "scan.jsonl"
-    out.parent.mkdir()
-    ranks = spawn(_scan_job, (str(folder), str(tiny_detector), str(out)), tmp_path / "log")
+    d, jobs = two_ranks
+    folder, out = d / "imgs", d / "res" / "scan.jsonl"
+    ranks = jobs["scan"]
     rows = read_rows(out)
     listed = list_inputs([folder])
     assert [r["path"] for r in rows] == listed and len(listed) == 31  # every file once, single-process order
@@ -147,7 +159,6 @@ def test_scan_two_ranks_one_merged_output_every_file_once(tmp_path, tiny_detecto
 
 
 def test_cli_torchrun_scan_resumes_each_shard(tmp_path, tiny_detector, real_images):
-    pytest.importorskip("detector.scan")
     import os
     import subprocess
     import sys
@@ -197,12 +208,12 @@ def _harden_job(rank: int, real, fake, out: str) -> dict:
     return {"net": _state(net), "auc": res.test.auc, "threshold": res.threshold}
 
 
-def test_harden_ddp_two_ranks_identical_weights_rank0_writes(tmp_path, real_images, fake_images):
-    pytest.importorskip("detector.harden")
+def test_harden_ddp_two_ranks_identical_weights_rank0_writes(two_ranks):
     from detector.artifact import load
 
-    out = tmp_path / "det"
-    ranks = spawn(_harden_job, (real_images[:160], fake_images[:160], str(out)), tmp_path / "log")
+    d, jobs = two_ranks
+    out = d / "det"
+    ranks = jobs["harden"]
     r0, r1 = ranks[0]["result"], ranks[1]["result"]
     assert r0["net"].keys() == r1["net"].keys()
     for k in r0["net"]:

@@ -188,11 +188,11 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
         reports.append(RoundReport(r, det_dir, by_round, m["fpr"], m["auc"], before))
         log(_rounds_table(reports))
         if distributed.is_main():
-            write_json(out / "rounds.json", [{"round": x.round, "detector": str(x.detector_dir), "test_auc": x.test_auc,
-                                              "test_fpr": x.test_fpr, "auc_new_fakes_before_rehardening":
-                                                  x.auc_new_before,
-                                              "auc_vs_fakes_of_round": {str(k): v for k, v in x.auc_by_round.items()}}
-                                             for x in reports])
+            write_json(out / "rounds.json", [
+                {"round": x.round, "detector": str(x.detector_dir), "test_auc": x.test_auc, "test_fpr": x.test_fpr,
+                 "auc_new_fakes_before_rehardening": x.auc_new_before,
+                 "auc_vs_fakes_of_round": {str(k): v for k, v in x.auc_by_round.items()}}
+                for x in reports])
         prev_dir = det_dir
     return reports
 
