@@ -5,15 +5,17 @@
 A folder of generated PNG files (real embedded Fashion-MNIST images tiled to ``size x size``) is
 scanned by a small untrained ``dcgan_d`` (tile policy; speed does not depend on the weights), once
 with ``torchrun --nproc_per_node 1`` and once with ``--nproc_per_node 2``. Each process uses one
-torch thread and one decoding worker, so the comparison is "twice the processes", not "more
-threads". Images/s counts files in the one merged output per wall-clock second of the whole
-command (start-up, sharding, every rank's scan and rank 0's merge included). Notes: bench/scale.md.
+torch thread and decoding in-process (``--workers 0``), so one process uses one core and the
+comparison is "twice the processes", not "more threads". Images/s counts files in the one merged output per wall-clock second of the whole
+command (start-up, sharding, every rank's scan and rank 0's merge included); ``scan_seconds_*``
+is the time the scan itself reports (from sharding to the merged output). Notes: bench/scale.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -55,7 +57,7 @@ def _stand_in_detector(workdir: Path) -> Path:
     return d
 
 
-def scan_rate(folder: Path, detector: Path, out: Path, nproc: int, workers: int = 1, batch_size: int = 32) -> dict:
+def scan_rate(folder: Path, detector: Path, out: Path, nproc: int, workers: int = 0, batch_size: int = 32) -> dict:
     """Time ``torchrun --nproc_per_node nproc -m unmask scan folder`` end to end."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
@@ -68,7 +70,9 @@ def scan_rate(folder: Path, detector: Path, out: Path, nproc: int, workers: int 
     if p.returncode != 0:
         raise RuntimeError(f"scan with {nproc} process(es) failed ({p.returncode}):\n{p.stderr[-3000:]}")
     n = sum(1 for line in out.read_text().splitlines() if line.strip()) - (1 if out.suffix == ".csv" else 0)
-    return {"files": n, "seconds": round(dt, 2), "images_per_s": n / dt}
+    m = re.search(r"\[(\d+(?:\.\d+)?)s", p.stdout)  # the scan's own time (after start-up), as rank 0 prints it
+    scan_s = float(m.group(1)) if m else float("nan")
+    return {"files": n, "seconds": round(dt, 2), "images_per_s": n / dt, "scan_seconds": scan_s}
 
 
 def _free_port() -> int:
@@ -93,6 +97,7 @@ def run(tiny: bool = False, files: int | None = None, size: int = 112) -> dict:
             raise RuntimeError("the 1- and 2-process scans did not cover the same files exactly once")
     return {"ratio": two["images_per_s"] / one["images_per_s"], "images_per_s_1": one["images_per_s"],
             "images_per_s_2": two["images_per_s"], "seconds_1": one["seconds"], "seconds_2": two["seconds"],
+            "scan_seconds_1": one["scan_seconds"], "scan_seconds_2": two["scan_seconds"],
             "files": n, "size": size, "cores": os.cpu_count()}
 
 
