@@ -100,6 +100,7 @@ class GanConfig:
     sample_every: int = 0  # 0: once per epoch
     quality_every: int = 0  # 0: once per epoch; < 0: never (except at the end)
     quality_samples: int = 1000
+    quality_ref: int = 2000  # real reference images for FD-FMNIST (held-out test split for fashion-mnist)
     zoo_fractions: tuple = (0.25, 0.5, 1.0)  # early, middle, late
     progress: bool = True
     health_plot: bool = True  # write health.png at the end
@@ -113,7 +114,7 @@ class GanConfig:
         if self.channels not in (1, 3):
             errs.append(f"channels must be 1 or 3, not {self.channels}")
         for name in ("steps", "batch_size", "z_dim", "g_width", "d_width", "d_steps", "health_every", "health_window",
-                     "checkpoint_every", "quality_samples"):
+                     "checkpoint_every", "quality_samples", "quality_ref"):
             if int(getattr(self, name)) < 1:
                 errs.append(f"{name} must be >= 1, not {getattr(self, name)}")
         if self.batch_size < 2:
@@ -226,8 +227,8 @@ def _load_data(config: GanConfig) -> tuple[torch.Tensor, torch.Tensor, bool]:
         ref = open_source(config.data, size=config.image_size, channels=config.channels, split="test").images
     else:
         g = torch.Generator().manual_seed(12345)
-        ref = train[torch.randperm(len(train), generator=g)[:2000]]
-    return train.contiguous(), ref[:2000].contiguous(), labelled
+        ref = train[torch.randperm(len(train), generator=g)[:config.quality_ref]]
+    return train.contiguous(), ref[:config.quality_ref].contiguous(), labelled
 
 
 def _epoch_perm(n: int, seed: int, epoch: int) -> torch.Tensor:
