@@ -149,7 +149,7 @@ def frechet_distance(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
 
 def _knn_radii(f: torch.Tensor, k: int) -> torch.Tensor:
     d = torch.cdist(f, f)
-    return d.kthvalue(k + 1, dim=1).values  # k+1: the point itself is at distance 0
+    return d.topk(k + 1, dim=1, largest=False).values[:, k]  # k+1: the point itself is at distance 0
 
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3,
@@ -158,8 +158,8 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3,
 
     ``real_radii``: the k-NN radii of ``real`` if already computed (they depend on ``real`` only).
     """
-    real, fake = real.double(), fake.double()
-    r_real = _knn_radii(real, k) if real_radii is None else real_radii.double()
+    real, fake = real.float(), fake.float()
+    r_real = _knn_radii(real, k) if real_radii is None else real_radii.float()
     r_fake = _knn_radii(fake, k)
     d = torch.cdist(fake, real)  # (M, N)
     precision = (d <= r_real.unsqueeze(0)).any(dim=1).double().mean().item()
@@ -186,7 +186,7 @@ class QualityMeter:
         self.net, self.k = net.eval(), k
         self.real_features = self.features(real)
         self.real_gaussian = gaussian(self.real_features.numpy())
-        self.real_radii = _knn_radii(self.real_features.double(), k)
+        self.real_radii = _knn_radii(self.real_features, k)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
@@ -199,11 +199,17 @@ class QualityMeter:
                           for i in range(0, len(images), batch)])
 
     def coverage(self, images: torch.Tensor) -> float:
-        counts = torch.bincount(self.classes(images), minlength=10).float()
-        return float((counts >= max(1.0, 0.01 * len(images))).float().mean())
+        return self._coverage(self.classes(images))
+
+    @staticmethod
+    def _coverage(classes: torch.Tensor) -> float:
+        counts = torch.bincount(classes, minlength=10).float()
+        return float((counts >= max(1.0, 0.01 * len(classes))).float().mean())
 
     def __call__(self, fake: torch.Tensor) -> Quality:
         f = self.features(fake)
+        with torch.no_grad():
+            cov = self._coverage(self.net.head(f).argmax(1))
         fd = frechet_distance(self.real_gaussian, f.numpy())
         p, r = precision_recall(self.real_features, f, self.k, real_radii=self.real_radii)
-        return Quality(fd=fd, precision=p, recall=r, coverage=self.coverage(fake), n=len(fake))
+        return Quality(fd=fd, precision=p, recall=r, coverage=cov, n=len(fake))

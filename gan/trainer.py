@@ -263,8 +263,9 @@ class _Run:
         self.G = create_generator(config.generator, **config.resolved_generator_args()).to(self.device)
         self.D = create_network("dcgan_d", **config.discriminator_args()).to(self.device)
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
+        fused = {"foreach": True}  # one multi-tensor kernel per step instead of one per parameter
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas, **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas, **fused)
         self.loss = create_loss(config.loss, **({"gp_weight": config.gp_weight} if config.loss == "wgan_gp" else {}))
         self.rng = torch.Generator().manual_seed(config.seed)  # all training noise comes from here
         self.step = 0
@@ -412,7 +413,9 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
             loss_d.backward()
             grad_d = _grad_norm(D.parameters()) if check and k == c.d_steps - 1 else None
             run.opt_d.step()
-        # ---- G update (reuses the last fake batch, as in the DCGAN reference)
+        # ---- G update (reuses the last fake batch, as in the DCGAN reference). D's parameters are
+        # frozen meanwhile: their gradients would be thrown away, so autograd skips computing them.
+        D.requires_grad_(False)
         lg = D(run.noisy(fake, sigma))
         loss_g = run.loss.g_loss(lg)
         if c.spectral_loss > 0:
@@ -428,6 +431,7 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
         if step == 0:  # the untrained D's signal is the reference a vanishing gradient is judged against
             run.monitor.observe_grad(grad_g_minimax)
         loss_g.backward()
+        D.requires_grad_(True)
         grad_g = _grad_norm(G.parameters()) if check else None
         run.opt_g.step()
         run.step += 1
