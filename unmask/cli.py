@@ -28,10 +28,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import cmd_data
+    from . import cmd_data, cmd_eval
 
     main.add_command(cmd_data.data)
     main.add_command(cmd_data.demo)
+    main.add_command(cmd_eval.eval_cmd)
+    main.add_command(cmd_eval.eval_matrix)
 
 
 _register()
