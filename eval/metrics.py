@@ -245,7 +245,9 @@ def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float
     den = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def false_positive_audit(real_scores: Sequence[float], threshold: float) -> FalsePositiveAudit:
