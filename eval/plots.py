@@ -115,12 +115,13 @@ def histogram_plot(real: np.ndarray, fakes: dict[str, np.ndarray], threshold: fl
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     bins = np.linspace(0, 1, 41)
     if len(real):
-        ax.hist(real, bins=bins, alpha=0.55, color="C0", label=f"real (n={len(real)})", density=True)
+        ax.hist(real, bins=bins, alpha=0.55, color="C0", label=f"real (n={len(real)})")
     for i, (k, v) in enumerate(fakes.items()):
-        ax.hist(v, bins=bins, histtype="step", lw=1.8, color=f"C{i + 1}", label=f"{k} (n={len(v)})", density=True)
+        ax.hist(v, bins=bins, histtype="step", lw=1.8, color=f"C{i + 1}", label=f"{k} (n={len(v)})")
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3g}")
+    ax.set_yscale("log")
     ax.set_xlabel("P(fake)")
-    ax.set_ylabel("density")
+    ax.set_ylabel("images (log scale)")
     ax.set_title(title)
     ax.legend(fontsize=7)
     return _finish(fig, path)

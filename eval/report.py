@@ -37,7 +37,7 @@ h1{margin:.2em 0}h2{border-bottom:1px solid #dde;padding-bottom:4px;margin-top:1
 .muted{color:#667}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
 .card{border:1px solid #dde;border-radius:8px;padding:8px 12px;min-width:130px;background:#f8f9fc}
 .card .v{font-size:1.5em;font-weight:600}.card .k{font-size:.8em;color:#556}.card .ci{font-size:.75em;color:#667}
-table{border-collapse:collapse;margin:8px 0;font-size:.88em}th,td{border:1px solid #dde;padding:4px 8px;text-align:right;white-space:nowrap}
+table{border-collapse:collapse;margin:8px 0;font-size:.82em;display:block;overflow-x:auto;max-width:100%}th,td{border:1px solid #dde;padding:4px 8px;text-align:right;white-space:nowrap}
 th{background:#eef1f7}td.l,th.l{text-align:left}tr.base td{color:#445;background:#fbfbf4}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots figure{margin:0}.plots img{max-width:560px;border:1px solid #eee}
 figcaption{font-size:.8em;color:#556;max-width:560px}
@@ -148,7 +148,7 @@ def make_plots(rep: "EvalReport", out: Path | None) -> dict[str, tuple[str, byte
 def _metric_row(model: str, test: str, m: Metrics, cls: str = "") -> str:
     c = f' class="{cls}"' if cls else ""
     return (f"<tr{c}><td class=l>{html.escape(model)}</td><td class=l>{html.escape(test)}</td>"
-            f"<td>{_f(m.auc)} <span class=muted>{_ci(m.auc_ci)}</span></td><td>{_f(m.ap)}</td><td>{_f(m.eer)}</td>"
+            f"<td>{_f(m.auc)} <span class=muted>{_ci(m.auc_ci)}</span></td><td>{_f(m.ap)}</td><td>{_pct(m.eer)}</td>"
             f"<td>{_pct(m.accuracy)} <span class=muted>{_ci(m.accuracy_ci, True)}</span></td>"
             f"<td>{_pct(m.real_accuracy)}</td><td>{_pct(m.fake_accuracy)}</td><td>{_pct(m.tpr_at_fpr_1pct)}</td>"
             f"<td>{_pct(m.tpr_at_fpr_01pct)}</td><td>{m.n_real}</td><td>{m.n_fake}</td></tr>")
@@ -185,7 +185,7 @@ def render_html(rep: "EvalReport", figures: dict[str, tuple[str, bytes]]) -> str
     o = rep.overall
     if o is not None:
         cards = [("ROC AUC", _f(o.auc), _ci(o.auc_ci)), ("average precision", _f(o.ap), ""),
-                 ("equal error rate", _pct(o.eer), f"at score {o.eer_threshold:.3f}"),
+                 ("equal error rate", _pct(o.eer), f"at score {o.eer_threshold:.3g}"),
                  ("accuracy at threshold", _pct(o.accuracy), _ci(o.accuracy_ci, True)),
                  ("real called real", _pct(o.real_accuracy), f"{o.confusion['tn']}/{o.n_real}"),
                  ("fake caught", _pct(o.fake_accuracy), f"{o.confusion['tp']}/{o.n_fake}"),
