@@ -22,7 +22,7 @@ from .robustness import DEFAULT_PERTURBATIONS, RobustnessResult, evaluate_robust
 from .scoring import LoadedSets, ScoredSet, load_eval_sets, score_images
 
 __all__ = ["EvalConfig", "BaselineResult", "BaselineTrainData", "EvalReport", "evaluate", "run_eval",
-           "pair", "DETECTOR_ROW"]
+           "pair", "DETECTOR_ROW", "load_baseline_train", "baseline_train_from_artifact"]
 
 DETECTOR_ROW = "detector"
 
@@ -38,7 +38,8 @@ class EvalConfig:
     labelled: tuple = ()                   # folders with real/ + fake/ (or 0_real/ + 1_fake/)
     baselines: bool = False
     baseline_names: tuple = ("frank_dct", "durall_spectrum")
-    baseline_train: str | None = None      # folder with real/ + fake/; None: cross-fit on the test pool
+    baseline_train: str | None = None      # folder with real/ + fake/; None: the artifact's replay sample,
+                                           # else 2-fold cross-fitting on the test pool
     robustness: bool = False
     perturbations: tuple = DEFAULT_PERTURBATIONS
     bootstrap: int = 1000
@@ -176,6 +177,25 @@ def load_baseline_train(folder: str, channels: int, progress: bool = True) -> Ba
                              f"fitted on {folder}: {len(sets.real)} real, {len(fake)} fake images")
 
 
+def baseline_train_from_artifact(detector_dir: str | Path) -> BaselineTrainData | None:
+    """The detector's own training sample, when hardening left ``replay.safetensors`` beside the
+    artifact (see :mod:`detector.harden`); None when there is none."""
+    p = Path(detector_dir) / "replay.safetensors"
+    if not p.is_file():
+        return None
+    try:
+        from detector.harden import load_replay
+    except ImportError:  # a detector package without hardening: fall back to cross-fitting
+        return None
+    real, fakes = load_replay(p)
+    fake = [im for sp in fakes.values() for im in sp.train]
+    if len(real.train) < 2 or len(fake) < 2:
+        return None
+    return BaselineTrainData(list(real.train), fake,
+                             f"the detector's own hardening training sample ({p.name}: {len(real.train)} real, "
+                             f"{len(fake)} fake from {', '.join(fakes)})")
+
+
 def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None) -> EvalReport:
     """Run the evaluation described by ``config`` (no files written; see :func:`run_eval`)."""
     config.validate()
@@ -211,6 +231,8 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
             train = baseline_train
             if train is None and config.baseline_train:
                 train = load_baseline_train(config.baseline_train, ch, config.progress)
+            if train is None:
+                train = baseline_train_from_artifact(config.detector)
             baselines = _baselines(config, det.spec.input_size, sets, train)
         if config.robustness:
             robust = evaluate_robustness(

@@ -31,8 +31,9 @@ def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, t
               help="Report folder: index.html, summary.md, metrics.json, plots/.")
 @click.option("--baselines", is_flag=True, help="Add the Frank et al. (DCT) and Durall et al. (spectrum) baselines.")
 @click.option("--baseline-train", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder with real/ and fake/ to fit the baselines on (default: 2-fold cross-fitting on the "
-                   "test images, an in-distribution upper bound).")
+              help="Folder with real/ and fake/ to fit the baselines on. Default: the detector's own training "
+                   "sample (replay.safetensors written by hardening), else 2-fold cross-fitting on the test "
+                   "images (an in-distribution upper bound).")
 @click.option("--robustness", is_flag=True, help="AUC, accuracy and verdict flips under JPEG, blur, resize, noise.")
 @click.option("--bootstrap", type=click.IntRange(0), default=1000, show_default=True,
               help="Bootstrap resamples for the 95% intervals (0: none).")
