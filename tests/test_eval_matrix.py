@@ -100,3 +100,32 @@ def test_eval_matrix_cli(tmp_path, real_images, fake_images):
     r = CliRunner().invoke(main, ["eval-matrix", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "tconv"),
                                   "--out", str(out)])
     assert r.exit_code == 2 and "at least two --fake" in r.output
+
+
+def test_eval_matrix_zoo_mode_hardens_the_run_discriminator(tmp_path):
+    """--run: one fake set per zoo family; needs the gan package and detector.harden (skipped without)."""
+    pytest.importorskip("gan.zoo")
+    pytest.importorskip("detector.harden")
+    from detector.atomic import save_safetensors, write_json
+    from detector.nets import create_network
+    from gan.generators import create_generator
+    from gan.zoo import save_snapshot
+
+    run = tmp_path / "run"
+    run.mkdir()
+    dargs = dict(in_channels=1, image_size=28, width=8, norm="batch")
+    save_safetensors(create_network("dcgan_d", **dargs).state_dict(), run / "discriminator.safetensors")
+    write_json(run / "config.json", {"data": "fashion-mnist:embedded", "image_size": 28, "channels": 1,
+                                     "discriminator": {"network": "dcgan_d", "args": dargs}})
+    for k, fam in enumerate(("dcgan", "upconv")):
+        torch.manual_seed(k)
+        save_snapshot(run, create_generator(fam, z_dim=16, width=8), f"{fam}_a", k, fam, {"z_dim": 16, "width": 8})
+    out = tmp_path / "m"
+    res = CliRunner().invoke(main, ["eval-matrix", "--run", str(run), "--out", str(out), "--steps", "5",
+                                    "--per-family", "40"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "matrix.json").read_text())
+    assert m["names"] == ["dcgan", "upconv"]
+    assert m["fitting"]["method"].startswith("detector.harden")
+    assert m["n_train"] == {"dcgan": 20, "upconv": 20} and m["n_test"]["real"] == 40
+    assert not any(p.name.startswith("matrix-") for p in out.iterdir())  # work folders cleaned up

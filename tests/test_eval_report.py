@@ -183,3 +183,20 @@ def test_gallery_picks_most_confident_mistakes():
     fps, fns = gallery_items(Rep, 5)
     assert [(f, s) for f, _, s, _ in fps] == [("a", 0.9), ("c", 0.6)]
     assert [(f, s) for f, _, s, _ in fns] == [("x", 0.1), ("y", 0.45)]
+
+
+def test_baselines_default_to_the_artifacts_replay_sample(tmp_path, tiny_detector, folders, real_images, fake_images):
+    """A hardened artifact carries replay.safetensors; the baselines fit on it (skipped without harden)."""
+    hd = pytest.importorskip("detector.harden")
+    det_dir = tmp_path / "det"
+    shutil.copytree(tiny_detector, det_dir)
+    real = hd.Splits(real_images[:40], real_images[40:50], real_images[50:60])
+    fake = hd.Splits(fake_images[:40], fake_images[40:50], fake_images[50:60])
+    hd.save_replay(det_dir / hd.REPLAY_FILE, real, {"tconv": fake}, 40, 0)
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(main, ["eval", "--detector", str(det_dir), "--real", str(folders / "real"),
+                                    "--fake", str(folders / "gen_a"), "--out", str(out), "--bootstrap", "0",
+                                    "--baselines"])
+    assert res.exit_code == 1, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert "replay.safetensors: 40 real, 40 fake from tconv" in m["baselines"]["frank_dct"]["training"]
