@@ -15,6 +15,10 @@ images, held-out ``tconv`` and never-seen ``upconv`` images, with both spectral 
 the same training images, the robustness matrix, and a cross-generator matrix.
 
     PYTHONPATH=. python scripts/eval_showcase.py --out runs/eval_showcase [--screenshot docs/img/report.png]
+
+With ``--runs RUN_A RUN_B`` (two ``unmask gan train`` runs, e.g. ``--generator dcgan`` and
+``--generator upconv``) the two families are the runs' final generators instead, and the detector
+starts from RUN_A's discriminator (head flipped: logit > 0 = fake) rather than a fresh network.
 """
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/eval_showcase"))
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--screenshot", type=Path, default=None)
+    ap.add_argument("--runs", type=Path, nargs=2, default=None, metavar=("RUN_A", "RUN_B"),
+                    help="two GAN runs whose final generators are the two families (A: trained on)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     from click.testing import CliRunner
@@ -67,14 +72,31 @@ def main() -> int:
     tr = torch.from_numpy(load_fashion_mnist("train", variant="embedded").images[:3000].copy()).unsqueeze(1) / 255.0
     te = torch.from_numpy(load_fashion_mnist("test", variant="embedded").images[:1200].copy()).unsqueeze(1) / 255.0
     real_train, real_val, real_test = tr[:1000], tr[2000:3000], te[:1000]
-    fake_train, fake_val = tconv_family(tr[1000:2000]), tconv_family(tr[2000:2500])
-    fake_test = {"tconv": tconv_family(te[:500].flip(-1)), "upconv": upconv_family(te[500:1000].flip(-1))}
-    # (test fakes re-synthesise mirrored held-out images, so no fake is a copy of a test real)
-    det = finetune_detector(real_train, fake_train, None, FinetuneConfig(steps=a.steps, lr=5e-4, width=32))
+    base = None
+    if a.runs:
+        from detector.artifact import Detector, spec_for_network
+        from detector.nets import flip_head
+        from gan.zoo import final_generator, load_discriminator, sample
+
+        run_a, run_b = a.runs
+        names = [f"{final_generator(r).family}" for r in a.runs]
+        if names[0] == names[1]:
+            names = [f"{n}_{r.name}" for n, r in zip(names, a.runs)]
+        ga, gb = final_generator(run_a), final_generator(run_b)
+        fake_train, fake_test = sample(ga, 1000, seed=11), {names[0]: sample(ga, 500, seed=12),
+                                                             names[1]: sample(gb, 500, seed=13)}
+        net, arch, args = load_discriminator(run_a)
+        flip_head(net)
+        base = Detector(net, spec_for_network(arch, args, 28, 1, policy="resize"))
+    else:
+        fake_train = tconv_family(tr[1000:2000])
+        fake_test = {"tconv": tconv_family(te[:500].flip(-1)), "upconv": upconv_family(te[500:1000].flip(-1))}
+        # (test fakes re-synthesise mirrored held-out images, so no fake is a copy of a test real)
+    det = finetune_detector(real_train, fake_train, base, FinetuneConfig(steps=a.steps, lr=5e-4, width=32))
     val_real = score_images(det, list(real_val))
     thr = float(np.quantile(val_real, 0.99, method="higher")) + 1e-6
     det = det.with_spec(threshold=min(thr, 1.0), threshold_rule=f"FPR <= 0.01 on {len(real_val)} validation reals",
-                        provenance={"data": "fashion-mnist:embedded", "trained_on": ["tconv"],
+                        provenance={"data": "fashion-mnist:embedded", "trained_on": [next(iter(fake_test))],
                                     "script": "scripts/eval_showcase.py"})
     det.save(out / "detector")
     for i, im in enumerate(real_test):
@@ -85,15 +107,15 @@ def main() -> int:
     for i in range(500):
         save_png(real_train[i], out / "train" / "real" / f"{i:04d}.png")
         save_png(fake_train[i], out / "train" / "fake" / f"{i:04d}.png")
+    fake_args = [x for name in fake_test for x in ("--fake", str(out / "test" / name))]
     r = CliRunner().invoke(cli, ["eval", "--detector", str(out / "detector"), "--real", str(out / "test" / "real"),
-                                 "--fake", str(out / "test" / "tconv"), "--fake", str(out / "test" / "upconv"),
+                                 *fake_args,
                                  "--out", str(out / "report"), "--baselines", "--baseline-train", str(out / "train"),
                                  "--robustness"])
     print(r.output)
     if r.exit_code:
         return r.exit_code
-    m = CliRunner().invoke(cli, ["eval-matrix", "--real", str(out / "test" / "real"), "--fake",
-                                 str(out / "test" / "tconv"), "--fake", str(out / "test" / "upconv"),
+    m = CliRunner().invoke(cli, ["eval-matrix", "--real", str(out / "test" / "real"), *fake_args,
                                  "--out", str(out / "matrix"), "--steps", str(a.steps)])
     print(m.output)
     if a.screenshot:
