@@ -74,6 +74,10 @@ def _ci(ci, pct: bool = False) -> str:
     return f"[{_pct(lo)}, {_pct(hi)}]" if pct else f"[{lo:.3f}, {hi:.3f}]"
 
 
+def _score(x: float) -> str:
+    return f"{x:.3f}" if 0.001 <= x <= 0.999 or x in (0.0, 1.0) else f"{x:.2e}"
+
+
 def _b64(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -166,7 +170,7 @@ def _gallery(items: list, empty: str) -> str:
     for f, setname, score, im in items:
         name = Path(f).name
         out.append(f'<div class=thumb title="{html.escape(f)}"><img alt="{html.escape(name)}" '
-                   f'src="{_b64(thumbnail_png(im))}"><br><b>{score:.3f}</b><br>{html.escape(setname)}<br>'
+                   f'src="{_b64(thumbnail_png(im))}"><br><b>{_score(score)}</b><br>{html.escape(setname)}<br>'
                    f'{html.escape(name[:18])}</div>')
     out.append("</div>")
     return "".join(out)
