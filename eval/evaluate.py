@@ -206,8 +206,11 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
     if not len(sets.real) and not any(len(s) for s in sets.fakes):
         raise MetricError("no readable images in the given folders"
                           + (f" ({len(sets.unreadable)} unreadable)" if sets.unreadable else ""))
-    fakes = [s for s in sets.fakes if len(s)]
-    sets.fakes = fakes
+    empty = [s.name for s in sets.fakes if not len(s)]
+    if empty:
+        raise MetricError(f"fake set(s) {', '.join(empty)}: no readable images"
+                          + (f" ({len(sets.unreadable)} unreadable files in all)" if sets.unreadable else ""))
+    fakes = sets.fakes
     thr = det.spec.threshold
     sets.real.scores = score_images(det, sets.real.images, config.batch_size, config.progress, "scoring real")
     for s in fakes:

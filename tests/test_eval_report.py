@@ -168,6 +168,11 @@ def test_usage_errors(tmp_path, tiny_detector, folders):
     r = CliRunner().invoke(main, ["eval", "--detector", str(tiny_detector), "--fake", str(folders / "gen_a"),
                                   "--out", str(tmp_path / "x"), "--bootstrap", "0"])
     assert r.exit_code == 3 and "need real images" in r.output
+    (tmp_path / "empty_gen").mkdir()
+    (tmp_path / "empty_gen" / "x.png").write_bytes(b"")
+    r = CliRunner().invoke(main, ["eval", "--detector", str(tiny_detector), "--real", str(folders / "real"),
+                                  "--fake", str(tmp_path / "empty_gen"), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 3 and "empty_gen: no readable images" in r.output
 
 
 def test_gallery_picks_most_confident_mistakes():
