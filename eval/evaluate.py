@@ -202,7 +202,10 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
     t0 = time.time()
     det = detector.load(config.detector, config.device)
     ch = det.spec.channels
-    sets = load_eval_sets(config.real, config.fake, config.labelled, ch, config.progress)
+    # images stay in memory only where baselines or robustness need them; scores are taken while reading
+    keep = config.baselines or config.robustness
+    sets = load_eval_sets(config.real, config.fake, config.labelled, ch, config.progress,
+                          score=lambda ims: score_images(det, ims, config.batch_size), keep=keep)
     if not len(sets.real) and not any(len(s) for s in sets.fakes):
         raise MetricError("no readable images in the given folders"
                           + (f" ({len(sets.unreadable)} unreadable)" if sets.unreadable else ""))
@@ -212,9 +215,6 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
                           + (f" ({len(sets.unreadable)} unreadable files in all)" if sets.unreadable else ""))
     fakes = sets.fakes
     thr = det.spec.threshold
-    sets.real.scores = score_images(det, sets.real.images, config.batch_size, config.progress, "scoring real")
-    for s in fakes:
-        s.scores = score_images(det, s.images, config.batch_size, config.progress, f"scoring {s.name}")
     overall, per, audit, cal = None, {}, None, None
     baselines: list[BaselineResult] = []
     robust = None

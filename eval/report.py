@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from detector.atomic import write_text
+from detector.decode import UnreadableImage, read_image
 from detector.imageio import to_pil
 
 from . import plots
@@ -163,11 +164,16 @@ METRIC_HEAD = ("<thead><tr><th class=l>model</th><th class=l>fake set</th><th>AU
                "<th>TPR@0.1%FPR</th><th>n real</th><th>n fake</th></tr></thead>")
 
 
-def _gallery(items: list, empty: str) -> str:
+def _gallery(items: list, empty: str, channels: int = 3) -> str:
     if not items:
         return f"<p class=muted>{html.escape(empty)}</p>"
     out = ["<div class=gallery>"]
     for f, setname, score, im in items:
+        if im is None:  # not kept in memory: read the file again
+            try:
+                im = read_image(f, channels=channels)
+            except UnreadableImage:
+                continue
         name = Path(f).name
         out.append(f'<div class=thumb title="{html.escape(f)}"><img alt="{html.escape(name)}" '
                    f'src="{_b64(thumbnail_png(im))}"><br><b>{_score(score)}</b><br>{html.escape(setname)}<br>'
@@ -254,10 +260,10 @@ def render_html(rep: "EvalReport", figures: dict[str, tuple[str, bytes]]) -> str
     fps, fns = gallery_items(rep, rep.config.gallery)
     parts.append("<h2>Most confident mistakes</h2>"
                  f"<h3>False positives: real images scored highest (threshold {rep.threshold:.3g})</h3>"
-                 + _gallery(fps, "None: no real image was called fake."))
+                 + _gallery(fps, "None: no real image was called fake.", spec["channels"]))
     if rep.fakes:
         parts.append("<h3>False negatives: fake images scored lowest</h3>"
-                     + _gallery(fns, "None: every fake image was caught."))
+                     + _gallery(fns, "None: every fake image was caught.", spec["channels"]))
     if rep.unreadable:
         parts.append(f"<h2>Unreadable files ({len(rep.unreadable)})</h2><table id=unreadable><thead><tr>"
                      "<th class=l>file</th><th class=l>reason</th></tr></thead><tbody>" + "".join(

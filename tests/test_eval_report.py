@@ -157,6 +157,14 @@ def test_labelled_folder_layout(tmp_path, real_images, fake_images, tiny_detecto
     m = json.loads((out / "metrics.json").read_text())
     assert list(m["per_fake_set"]) == ["testset"]
     assert (m["overall"]["n_real"], m["overall"]["n_fake"]) == (12, 12)
+    # without --baselines/--robustness images are scored while read and not kept: same numbers
+    from detector.decode import read_image
+    from eval.metrics import compute_metrics
+
+    det = load(tiny_detector)
+    s = [det.score_image(read_image(root / d / f"{i}.png", 1)) for d in ("0_real", "1_fake") for i in range(12)]
+    ref = compute_metrics([0] * 12 + [1] * 12, s, det.spec.threshold, bootstrap=0)
+    assert m["overall"]["auc"] == pytest.approx(ref.auc) and m["overall"]["accuracy"] == pytest.approx(ref.accuracy)
 
 
 def test_usage_errors(tmp_path, tiny_detector, folders):
