@@ -7,6 +7,7 @@ from __future__ import annotations
 __version__ = "0.1.0"  # before the submodules: artifact.py stamps it into detector.json
 
 from .artifact import AGGREGATES, ArtifactError, Detector, DetectorSpec, aggregate, load
+from .device import resolve_device
 from .data import (
     FASHION_MNIST_CLASSES,
     FolderSource,
@@ -17,7 +18,7 @@ from .data import (
     load_fashion_mnist,
     open_source,
 )
-from .decode import IMAGE_EXTENSIONS, UnreadableImage, decode_bytes, read_image, to_channels
+from .decode import IMAGE_EXTENSIONS, UnreadableImage, decode_bytes, display_path, read_image, to_channels
 from .nets import NETWORKS, ConvDiscriminator, create_network
 from .preprocess import POLICIES, fit, normalize, tiles
 from .registry import Registry
@@ -32,6 +33,7 @@ __all__ = [
     "DetectorSpec",
     "aggregate",
     "load",
+    "resolve_device",
     "FASHION_MNIST_CLASSES",
     "FolderSource",
     "ImageSource",
@@ -43,6 +45,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "UnreadableImage",
     "decode_bytes",
+    "display_path",
     "read_image",
     "to_channels",
     "NETWORKS",
@@ -54,3 +57,14 @@ __all__ = [
     "tiles",
     "Registry",
 ]
+
+# hardening, scanning, export, retraining (the detector issue). Only the classes: the functions
+# share their modules' names (detector.harden.harden, detector.scan.scan, ...), which stay modules.
+from .augment import AugmentConfig  # noqa: E402
+from .export import ExportResult  # noqa: E402
+from .harden import HardenConfig, HardenResult, SplitMetrics, Splits  # noqa: E402
+from .retrain import RetrainConfig, RetrainResult  # noqa: E402
+from .scan import ScanConfig, ScanResult  # noqa: E402
+
+__all__ += ["AugmentConfig", "ExportResult", "HardenConfig", "HardenResult", "SplitMetrics", "Splits",
+            "RetrainConfig", "RetrainResult", "ScanConfig", "ScanResult"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,16 +19,37 @@ import torch
 from torch import nn
 
 from . import __version__
+from .device import resolve_device
 from .atomic import save_safetensors, write_json
 from .nets import NETWORKS
 from .preprocess import POLICIES, fit, normalize, tiles
 
-__all__ = ["FORMAT_VERSION", "AGGREGATES", "DetectorSpec", "Detector", "ArtifactError", "load", "aggregate"]
+__all__ = ["FORMAT_VERSION", "AGGREGATES", "DetectorSpec", "Detector", "ArtifactError", "load", "aggregate",
+           "spec_for_network", "MAX_INPUT_SIZE", "MAX_PARAMETERS"]
 
 FORMAT_VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "detector.json"
 AGGREGATES = ("max", "mean", "topk_mean")
 MAX_INPUT_SIZE = 1024
+#: Largest network (parameters + buffers) an artifact may declare; checked before allocating it.
+MAX_PARAMETERS = 200_000_000
+_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _finite(x: Any) -> bool:
+    """A real, finite number (not a bool; huge JSON integers count as not finite)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def _short(x: Any, n: int = 40) -> str:
+    """``repr`` cut to ``n`` characters: messages stay readable whatever a hostile file holds."""
+    r = repr(x)
+    return r if len(r) <= n else r[: n - 3] + "..."
 
 
 class ArtifactError(ValueError):
@@ -95,31 +117,39 @@ class DetectorSpec:
             return ArtifactError(f"{where}: {msg}")
 
         if self.architecture not in NETWORKS:
-            raise bad(f"unknown architecture {self.architecture!r:.80}; known: {', '.join(NETWORKS.names())}")
-        if not 8 <= self.input_size <= MAX_INPUT_SIZE:
-            raise bad(f"input_size {self.input_size} outside the supported range [8, {MAX_INPUT_SIZE}]")
+            raise bad(f"unknown architecture {self.architecture[:80]!r}; known: {', '.join(NETWORKS.names())}")
+        if not isinstance(self.input_size, int) or not 8 <= self.input_size <= MAX_INPUT_SIZE:
+            raise bad(f"input_size {_short(self.input_size)} outside the supported range [8, {MAX_INPUT_SIZE}]")
         if self.channels not in (1, 3):
-            raise bad(f"channels must be 1 or 3, not {self.channels}")
+            raise bad(f"channels must be 1 or 3, not {_short(self.channels)}")
         for name in ("mean", "std"):
             v = getattr(self, name)
             if len(v) not in (1, self.channels) or not all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+                    _finite(x) for x in v):
                 raise bad(f"{name} must be 1 or {self.channels} finite numbers, got {v!r:.60}")
         if any(s <= 0 for s in self.std):
             raise bad("std values must be positive")
         if self.policy not in POLICIES:
-            raise bad(f"policy {self.policy!r} not one of {POLICIES}")
+            raise bad(f"policy {_short(self.policy)} not one of {POLICIES}")
         if self.tile_aggregate not in AGGREGATES:
-            raise bad(f"tile_aggregate {self.tile_aggregate!r} not one of {AGGREGATES}")
+            raise bad(f"tile_aggregate {_short(self.tile_aggregate)} not one of {AGGREGATES}")
         if not 1 <= self.tile_topk <= 10_000:
-            raise bad(f"tile_topk {self.tile_topk} out of range")
-        if not (math.isfinite(self.threshold) and 0.0 <= self.threshold <= 1.0):
-            raise bad(f"threshold {self.threshold} must be a probability in [0, 1]")
-        if not (math.isfinite(self.temperature) and 1e-3 <= self.temperature <= 1e3):
-            raise bad(f"temperature {self.temperature} must be in [0.001, 1000]")
+            raise bad(f"tile_topk {_short(self.tile_topk)} out of range")
+        if not (_finite(self.threshold) and 0.0 <= self.threshold <= 1.0):
+            raise bad(f"threshold {_short(self.threshold)} must be a probability in [0, 1]")
+        if not (_finite(self.temperature) and 1e-3 <= self.temperature <= 1e3):
+            raise bad(f"temperature {_short(self.temperature)} must be in [0.001, 1000]")
         for k, v in self.arch_args.items():
+            if not isinstance(k, str) or not _ARG_NAME.match(k):
+                raise bad(f"arch_args key {str(k)[:40]!r} is not a valid argument name")
             if not isinstance(v, (int, float, str, bool)) or (isinstance(v, str) and len(v) > 64):
                 raise bad(f"arch_args[{k!r}] must be a short scalar, got {type(v).__name__}")
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not _finite(v):
+                raise bad(f"arch_args[{k!r}] must be a finite number")
+        for arg, field_name in (("in_channels", "channels"), ("image_size", "input_size")):
+            if arg in self.arch_args and self.arch_args[arg] != getattr(self, field_name):
+                raise bad(f"arch_args[{arg!r}] = {self.arch_args[arg]!r} contradicts {field_name} = "
+                          f"{getattr(self, field_name)}")
 
 
 def aggregate(scores: torch.Tensor, how: str = "max", topk: int = 3) -> float:
@@ -144,7 +174,7 @@ class Detector:
     def __init__(self, net: nn.Module, spec: DetectorSpec, device: str | torch.device = "cpu") -> None:
         spec.validate("spec")
         self.net, self.spec = net, spec
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.net.to(self.device).eval()
 
     # ------------------------------------------------------------ construction / persistence
@@ -157,9 +187,15 @@ class Detector:
         return Detector(self.net, replace(self.spec, **changes), self.device)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``model.safetensors`` and ``detector.json`` (each atomically) into ``directory``."""
+        """Write ``model.safetensors`` then ``detector.json`` (each atomically) into ``directory``.
+
+        The config is written last and is what makes the directory loadable, so an interrupted save
+        never leaves an artifact that loads with mismatched parts."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
+        # Overwriting: remove the old config first, so a crash between the two writes leaves a
+        # directory that refuses to load (no detector.json), never new weights under an old spec.
+        (d / CONFIG).unlink(missing_ok=True)
         save_safetensors(self.net.state_dict(), d / WEIGHTS, metadata={"format": "unmask-detector"})
         write_json(d / CONFIG, self.spec.to_json())
         return d
@@ -210,47 +246,65 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> De
         if not p.is_file():
             raise ArtifactError(f"{p}: missing file; a detector directory holds {CONFIG} and {WEIGHTS}")
     if cfg_p.stat().st_size > 1_000_000:
-        raise ArtifactError(f"{cfg_p}: too large to be a detector config")
+        raise ArtifactError(f"{cfg_p}: too large to be a detector config (over 1 MB)")
     try:
         obj = json.loads(cfg_p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise ArtifactError(f"{cfg_p}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise ArtifactError(f"{cfg_p}: cannot read ({e.strerror or e})") from None
     spec = DetectorSpec.from_json(obj, str(cfg_p))
-    try:
-        net = NETWORKS.create(spec.architecture, **spec.arch_args)
-    except (TypeError, ValueError) as e:
+    try:  # build on the meta device first: an absurd size is refused before anything is allocated
+        with torch.device("meta"):
+            shape_net = NETWORKS.create(spec.architecture, **spec.arch_args)
+        expected = {k: (tuple(v.shape), v.dtype) for k, v in shape_net.state_dict().items()}
+        numel = sum(math.prod(shp) for shp, _ in expected.values())
+        if numel > MAX_PARAMETERS:
+            raise ArtifactError(f"{cfg_p}: architecture {spec.architecture!r} with these arguments has {numel} "
+                                f"parameters, over the limit of {MAX_PARAMETERS}")
+        expected_bytes = sum(math.prod(shp) * torch.empty((), dtype=dt).element_size()
+                             for shp, dt in expected.values())
+    except ArtifactError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a factory may raise anything on odd arguments
         raise ArtifactError(f"{cfg_p}: architecture {spec.architecture!r} rejects its arguments: {e}") from None
+    w_size = w_p.stat().st_size
+    if w_size > expected_bytes + 16 * 1024 * 1024:
+        raise ArtifactError(f"{w_p}: {w_size} bytes, far more than the {expected_bytes} bytes of weights the "
+                            f"architecture {spec.architecture!r} holds")
     state = _read_safetensors(w_p)
-    own = net.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         raise ArtifactError(f"{w_p}: weights do not match architecture {spec.architecture!r}: "
                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-    for k, v in own.items():
-        if tuple(state[k].shape) != tuple(v.shape):
+    for k, (shp, dt) in expected.items():
+        if tuple(state[k].shape) != shp:
             raise ArtifactError(f"{w_p}: weights do not match architecture {spec.architecture!r}: "
-                                f"{k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
-        if state[k].dtype != v.dtype:
-            raise ArtifactError(f"{w_p}: tensor {k} has dtype {state[k].dtype}, expected {v.dtype}")
-    net.load_state_dict(state, strict=True)
+                                f"{k} has shape {tuple(state[k].shape)}, expected {shp}")
+        if state[k].dtype != dt:
+            raise ArtifactError(f"{w_p}: tensor {k} has dtype {state[k].dtype}, expected {dt}")
     for k, v in state.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ArtifactError(f"{w_p}: tensor {k} contains NaN or infinite values")
+    net = NETWORKS.create(spec.architecture, **spec.arch_args)
+    net.load_state_dict(state, strict=True)
     return Detector(net, spec, device)
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot read ({e.strerror or e})") from None
     if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
         raise ArtifactError(f"{path}: is a pickle/zip file, not safetensors; refusing to load it "
                             "(loading pickles can execute code)")
     try:
         return st_load(data)
-    except (SafetensorError, ValueError, RuntimeError, OSError, OverflowError) as e:
-        raise ArtifactError(f"{path}: not a valid safetensors file ({e})") from None
+    except Exception as e:  # noqa: BLE001 - SafetensorError, ValueError, OverflowError, ... on hostile bytes
+        raise ArtifactError(f"{path}: not a valid safetensors file ({str(e)[:200]})") from None
 
 
 def spec_for_network(net_name: str, arch_args: dict, input_size: int, channels: int,

@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, rename.
 
-A crash at any moment leaves either the old file or the new one, never a torn one.
+A crash at any moment leaves either the old file or the new one, never a torn one. The new file
+gets the permissions a plain ``open()`` would give (``0o666`` minus the umask), or keeps those of
+the file it replaces, rather than ``mkstemp``'s private ``0o600``.
 """
 from __future__ import annotations
 
@@ -10,6 +12,28 @@ import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+__all__ = ["atomic_open", "write_bytes", "write_text", "write_json", "save_safetensors", "torch_save"]
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _target_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -21,6 +45,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _target_mode(path))
         with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as f:
             yield f
             f.flush()

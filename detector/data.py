@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,16 +69,23 @@ class LabelledImages:
 
 
 def _read_idx(path: Path) -> np.ndarray:
+    """An unsigned-byte IDX file (optionally gzipped) as an array of the shape its header declares."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, OSError) as e:
+        raise ValueError(f"{path}: unreadable IDX file ({e or type(e).__name__})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file")
     ndim = data[3]
+    if ndim == 0 or len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: truncated IDX file ({arr.size} values, header says {dims})")
+    if arr.size != math.prod(dims):
+        kind = "truncated" if arr.size < math.prod(dims) else "oversized"
+        raise ValueError(f"{path}: {kind} IDX file ({arr.size} values, header says {dims})")
     return arr.reshape(dims)
 
 
@@ -160,7 +168,7 @@ def list_images(paths: Iterable[str | os.PathLike], extensions: Iterable[str] | 
     exts = None if extensions is None else {e.lower() for e in extensions}
     out: list[Path] = []
     for p in map(Path, paths):
-        if not p.is_dir() or p.is_symlink() and not p.is_dir():
+        if not p.is_dir():  # a file, a missing path, a dangling link: kept, reading reports why
             out.append(p)
             continue
         for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
@@ -285,6 +293,8 @@ def open_source(spec: str, size: int = 28, channels: int = 1, split: str = "trai
     * a folder of images (recursive);
     * a video file (every ``video_every``-th frame, at most ``max_video_frames``).
     """
+    if video_every < 1 or max_video_frames < 1:
+        raise ValueError(f"video_every and max_video_frames must be >= 1, not {video_every}, {max_video_frames}")
     if spec.startswith("fashion-mnist"):
         _, _, rest = spec.partition(":")
         if rest in ("", "auto", "embedded", "full"):

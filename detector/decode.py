@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -24,6 +26,7 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_BYTES",
+    "display_path",
 ]
 
 #: Formats we decode. Anything else Pillow happens to open is refused as unsupported.
@@ -38,13 +41,26 @@ DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 
+def display_path(path: str | os.PathLike | bytes) -> str:
+    """A printable form of a file name: bytes that are not UTF-8 (a non-UTF-8 file name arrives in
+    Python as lone surrogates) are shown as ``\\xNN`` escapes, so the text can be printed or
+    written to a UTF-8 CSV without ``UnicodeEncodeError``."""
+    p = os.fspath(path)
+    raw = p if isinstance(p, bytes) else p.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 class UnreadableImage(Exception):
-    """A file that cannot be turned into an image tensor. ``str(e)`` is ``"<path>: <reason>"``."""
+    """A file that cannot be turned into an image tensor. ``str(e)`` is ``"<path>: <reason>"``.
+
+    ``path`` keeps the name exactly as given (usable to open the file); the message shows it
+    through :func:`display_path`, so it is always printable.
+    """
 
     def __init__(self, path: str | os.PathLike | None, reason: str) -> None:
         self.path = None if path is None else os.fspath(path)
         self.reason = reason
-        super().__init__(f"{self.path or '<bytes>'}: {reason}")
+        super().__init__(f"{'<bytes>' if self.path is None else display_path(self.path)}: {reason}")
 
     def __reduce__(self):  # picklable across DataLoader worker processes
         return (UnreadableImage, (self.path, self.reason))
@@ -76,25 +92,52 @@ def read_image(
         if os.path.islink(p):
             raise UnreadableImage(p, "dangling symbolic link (its target does not exist)") from None
         raise UnreadableImage(p, "file not found (it may have been deleted or moved)") from None
+    except PermissionError:
+        raise UnreadableImage(p, "permission denied (a folder on its path is not accessible)") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise UnreadableImage(p, "symbolic link loop (too many levels of symbolic links)") from None
+        if e.errno == errno.ENAMETOOLONG:
+            raise UnreadableImage(p, "file name too long for the file system") from None
         raise UnreadableImage(p, f"cannot stat file: {e.strerror or e}") from None
-    if os.path.isdir(p):
+    except ValueError as e:  # e.g. an embedded NUL character in the name
+        raise UnreadableImage(p, f"invalid file name: {e}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise UnreadableImage(p, "is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        # a FIFO would block open() forever; a device could stream without end
+        kind = ("named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
+                else "device file" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
+        raise UnreadableImage(p, f"not a regular file ({kind})")
     if st.st_size == 0:
         raise UnreadableImage(p, "empty file (0 bytes)")
     if st.st_size > max_bytes:
         raise UnreadableImage(p, f"file too large ({st.st_size} bytes > limit {max_bytes})")
     try:
         with open(p, "rb") as f:
-            data = f.read(max_bytes + 1)
+            # read what stat announced (+1 to notice growth); never pre-allocate max_bytes
+            data = f.read(st.st_size + 1)
+            if len(data) > st.st_size:  # the file grew after stat: keep reading, bounded
+                chunks = [data]
+                total = len(data)
+                while total <= max_bytes and (chunk := f.read(1 << 20)):
+                    chunks.append(chunk)
+                    total += len(chunk)
+                data = b"".join(chunks)
     except PermissionError:
         raise UnreadableImage(p, "permission denied (file is not readable)") from None
     except FileNotFoundError:
         raise UnreadableImage(p, "file not found (it may have been deleted or moved)") from None
+    except IsADirectoryError:
+        raise UnreadableImage(p, "is a directory, not an image file") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnreadableImage(p, "symbolic link loop (too many levels of symbolic links)") from None
         raise UnreadableImage(p, f"cannot read file: {e.strerror or e}") from None
+    if not data:
+        raise UnreadableImage(p, "empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise UnreadableImage(p, f"file too large (more than the limit of {max_bytes} bytes)")
     return decode_bytes(data, channels=channels, max_pixels=max_pixels, name=p)
 
 
@@ -104,86 +147,158 @@ def decode_bytes(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     name: str | os.PathLike | None = None,
 ) -> torch.Tensor:
-    """Decode encoded image bytes to a ``(channels, H, W)`` float32 tensor in [0, 1]."""
+    """Decode encoded image bytes to a ``(channels, H, W)`` float32 tensor in [0, 1].
+
+    The first frame of an animated or multi-page file is used; EXIF orientation is applied;
+    transparency is composited on white. Raises :class:`UnreadableImage` for anything else.
+    """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, not {channels}")
+    data = bytes(data) if not isinstance(data, bytes) else data
     if not data:
         raise UnreadableImage(name, "empty file (0 bytes)")
+    _check_container_length(data, name)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # DecompressionBombWarning, odd-metadata warnings
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
-        raise UnreadableImage(name, f"decompression bomb refused: {e}") from None
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        declared = f"{m.group(1)} pixels" if m else "the declared size"
+        raise UnreadableImage(
+            name, f"decompression bomb refused: {declared} exceeds the limit of {max_pixels} pixels"
+        ) from None
     except UnidentifiedImageError:
         if _looks_like_text(data):
             raise UnreadableImage(name, "not an image: the file contains text") from None
         raise UnreadableImage(name, "not a recognised image format (unknown or corrupt header)") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types on hostile headers
-        raise UnreadableImage(name, f"corrupt image header: {e}") from None
+        msg = str(e) or type(e).__name__
+        if "truncated" in msg.lower() or isinstance(e, EOFError):
+            raise UnreadableImage(name, f"truncated image ({_sniff(data)}): {msg}") from None
+        raise UnreadableImage(name, f"corrupt image header ({_sniff(data)}): {msg}") from None
     with img:
         fmt = img.format or "unknown"
         if fmt not in SUPPORTED_FORMATS:
-            raise UnreadableImage(name, f"unsupported image format {fmt}")
+            raise UnreadableImage(name, f"unsupported image format {fmt} (supported: PNG, JPEG, WebP, BMP, "
+                                        "TIFF, GIF)")
         w, h = img.size
         if w <= 0 or h <= 0:
             raise UnreadableImage(name, f"image has zero size ({w}x{h})")
         if w * h > max_pixels:
             raise UnreadableImage(
-                name, f"decompression bomb refused: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}"
+                name, f"decompression bomb refused: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} pixels"
             )
         try:
-            img.seek(0)  # first frame of an animated GIF / WebP / multi-page TIFF
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            arr = _to_float_array(img)
-        except UnreadableImage:
-            raise
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as e:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                img.seek(0)  # first frame of an animated GIF / WebP / multi-page TIFF
+                img.load()
+                oriented = ImageOps.exif_transpose(img)
+            arr = _to_float_array(oriented)
+        except UnreadableImage as e:
+            raise UnreadableImage(name, e.reason) from None
+        except Image.DecompressionBombError:
+            raise UnreadableImage(name, f"decompression bomb refused: a frame exceeds the limit of {max_pixels} "
+                                        "pixels") from None
+        except MemoryError:
+            raise UnreadableImage(name, f"out of memory decoding a {w}x{h} image") from None
+        except Exception as e:  # noqa: BLE001 - decoders raise OSError, SyntaxError, struct.error, ...
             msg = str(e) or type(e).__name__
             if "truncated" in msg.lower() or isinstance(e, EOFError):
                 raise UnreadableImage(name, f"truncated image ({fmt}): {msg}") from None
             raise UnreadableImage(name, f"corrupt image data ({fmt}): {msg}") from None
     if not np.isfinite(arr).all():
         raise UnreadableImage(name, "image contains non-finite (NaN or infinite) values")
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (C', H, W)
-    return to_channels(t, channels)
+    return to_channels(torch.from_numpy(arr), channels)  # (C', H, W) -> (channels, H, W)
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _sniff(data: bytes) -> str:
+    """The format a file's first bytes announce (for messages about files Pillow could not open)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), "unknown format")
+
+
+def _check_container_length(data: bytes, name) -> None:
+    """Catch truncation that Pillow reports only as a vague decoder error (WebP's RIFF length)."""
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        declared = int.from_bytes(data[4:8], "little") + 8
+        if len(data) < declared:
+            raise UnreadableImage(name, f"truncated image (WEBP): {len(data)} bytes, the header declares {declared}")
+
+
+#: Pixel modes we convert; anything else (LAB, HSV, ...) is refused by name.
+_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I", "F"})
 
 
 def _to_float_array(img: Image.Image) -> np.ndarray:
-    """Pillow image of any mode -> (H, W, 1 or 3) float32 in [0, 1]; alpha is composited on white."""
+    """Pillow image of any supported mode -> ``(1 or 3, H, W)`` float32 in [0, 1], C-contiguous.
+
+    * 8-bit modes divide by 255; ``1`` maps to {0, 1}; ``P`` goes through its palette; CMYK through
+      Pillow's conversion.
+    * ``I;16*`` (16-bit) divides by 65535.
+    * ``I`` (32-bit integer, Pillow's mode for 32-bit TIFF and for widened 16-bit samples): negative
+      values clip to 0; divided by 255 if every value is <= 255 (8-bit data stored wide), by 65535
+      if every value is <= 65535 (16-bit data), else by the image's maximum.
+    * ``F`` (32-bit float): already in [0, 1] is kept; values up to 255 are divided by 255; larger
+      by the maximum; negatives clip to 0. NaN or infinity is refused.
+    * Alpha (LA, RGBA, PA, P with a transparency key) is composited on white.
+    """
     mode = img.mode
     if mode.startswith("I;16"):
-        arr = np.asarray(img, dtype=np.uint16).astype(np.float32) / 65535.0
-        return arr[..., None]
+        arr = np.asarray(img).astype(np.float32)  # any byte order -> float
+        arr /= np.float32(65535.0)
+        return arr[None]
+    if mode not in _MODES:
+        raise UnreadableImage(None, f"unsupported pixel mode {mode}")
     if mode == "I":
         arr = np.asarray(img, dtype=np.int64)
-        # 32-bit integer images are almost always 16-bit data widened by the decoder.
-        scale = 65535.0 if arr.max(initial=0) > 255 or arr.min(initial=0) < 0 else 255.0
-        return (np.clip(arr, 0, scale).astype(np.float32) / np.float32(scale))[..., None]
+        peak = int(arr.max(initial=0))
+        scale = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else float(peak)
+        out = np.clip(arr, 0, None).astype(np.float32)
+        out /= np.float32(scale)
+        return out[None]
     if mode == "F":
-        arr = np.asarray(img, dtype=np.float32)
+        arr = np.array(img, dtype=np.float32)
         finite = arr[np.isfinite(arr)]
-        peak = float(np.abs(finite).max(initial=0.0))
+        if finite.size != arr.size:
+            raise UnreadableImage(None, "image contains non-finite (NaN or infinite) values")
+        peak = float(finite.max(initial=0.0))
         if peak > 255.0:
-            arr = arr / peak
+            arr /= np.float32(peak)
         elif peak > 1.0:
-            arr = arr / 255.0
-        return np.clip(arr, 0.0, 1.0)[..., None]
+            arr /= np.float32(255.0)
+        np.clip(arr, 0.0, 1.0, out=arr)
+        return arr[None]
     if mode in ("1", "L"):
-        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[..., None]
+        u8 = np.asarray(img.convert("L") if mode == "1" else img)
+        return _u8_to_float(u8[None])
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info)
     if has_alpha:
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        alpha = rgba[..., 3:4]
-        rgb = rgba[..., :3] * alpha + (1.0 - alpha)  # composite on white
-        if mode in ("LA", "La"):
-            return rgb[..., :1]
-        return rgb
-    if mode == "P":
-        pal = img.convert("RGB")
-        return np.asarray(pal, dtype=np.float32) / 255.0
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        rgba = np.asarray(img.convert("RGBA"))
+        alpha = rgba[..., 3].astype(np.float32) / np.float32(255.0)  # (H, W)
+        planes = (0,) if mode in ("LA", "La") else (0, 1, 2)
+        out = np.empty((len(planes), *alpha.shape), dtype=np.float32)
+        for k, c in enumerate(planes):  # one plane at a time: peak memory stays small
+            out[k] = rgba[..., c]
+            out[k] /= np.float32(255.0)
+            out[k] *= alpha
+            out[k] += 1.0 - alpha  # composite on white
+        return out
+    rgb = np.asarray(img if mode == "RGB" else img.convert("RGB"))  # P, RGBX, CMYK, YCbCr
+    return _u8_to_float(rgb.transpose(2, 0, 1))
+
+
+def _u8_to_float(u8: np.ndarray) -> np.ndarray:
+    """uint8 ``(C, H, W)`` (any strides) -> contiguous float32 / 255 without an extra full-size copy."""
+    out = np.empty(u8.shape, dtype=np.float32)
+    np.divide(u8, np.float32(255.0), out=out, dtype=np.float32)
+    return out
 
 
 def to_channels(img: torch.Tensor, channels: int) -> torch.Tensor:

@@ -45,6 +45,12 @@ class ConvDiscriminator(nn.Module):
             raise ValueError(f"in_channels must be 1 or 3, not {in_channels}")
         if not 8 <= image_size <= 1024:
             raise ValueError(f"image_size must be in [8, 1024], not {image_size}")
+        if not 1 <= width <= 1024 or not 1 <= max_width <= 2048:
+            raise ValueError(f"width must be in [1, 1024] and max_width in [1, 2048], not {width}, {max_width}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {dropout}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
         self.in_channels, self.image_size = in_channels, image_size
         wrap = _sn if spectral_norm else (lambda m: m)
         layers: list[nn.Module] = [wrap(nn.Conv2d(in_channels, width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
@@ -80,9 +86,19 @@ def create_network(name: str, **kwargs) -> nn.Module:
 
 @torch.no_grad()
 def flip_head(net: nn.Module) -> None:
-    """Negate the final linear layer so the logit's sign flips (D's "real" becomes detector's "fake")."""
+    """Negate the final linear layer so the logit's sign flips (D's "real" becomes detector's "fake").
+
+    Under spectral normalisation the weight used is ``original / sigma`` with ``sigma = u . W v``;
+    negating ``original`` alone would negate ``sigma`` too and change nothing, so the power-iteration
+    vector ``u`` is negated with it (``sigma`` keeps its value, the weight flips).
+    """
     head = net.head
-    w = head.parametrizations.weight.original if hasattr(head, "parametrizations") else head.weight
-    w.neg_()
+    if hasattr(head, "parametrizations"):
+        head.parametrizations.weight.original.neg_()
+        for p in head.parametrizations.weight:
+            if hasattr(p, "_u"):
+                p._u.neg_()
+    else:
+        head.weight.neg_()
     if head.bias is not None:
         head.bias.neg_()

@@ -36,31 +36,40 @@ def resize(img: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def fit(img: torch.Tensor, size: int, channels: int, policy: str = "resize") -> torch.Tensor:
-    """``(C, H, W)`` in [0, 1] -> ``(channels, size, size)`` in [0, 1] by ``resize`` or ``crop``."""
+    """``(C, H, W)`` in [0, 1] -> ``(channels, size, size)`` in [0, 1] by ``resize`` or ``crop``.
+
+    ``tile`` here means the same as ``resize`` (one whole-image view); use :func:`tiles` to cut tiles.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; choose one of {POLICIES}")
+    if img.dim() != 3 or img.shape[-1] < 1 or img.shape[-2] < 1:
+        raise ValueError(f"expected a (C, H, W) image, got shape {tuple(img.shape)}")
     img = to_channels(img, channels)
     _, h, w = img.shape
-    if policy == "resize" or policy == "tile":
-        return resize(img, size, size)
     if policy == "crop":
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        img = resize(img, nh, nw)
-        top, left = (nh - size) // 2, (nw - size) // 2
-        return img[:, top : top + size, left : left + size].contiguous()
-    raise ValueError(f"unknown resize policy {policy!r}; choose one of {POLICIES}")
+        # the centre square of side min(h, w), then resized: the same view as "shorter side to
+        # `size`, then centre crop", without materialising a huge intermediate for thin images
+        m = min(h, w)
+        top, left = (h - m) // 2, (w - m) // 2
+        img = img[:, top : top + m, left : left + m]
+    return resize(img, size, size).contiguous()
 
 
 def tile_grid(h: int, w: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:
     """Top-left corners ``(y, x)`` of tiles covering an ``h x w`` image; the last row and column are
-    aligned to the edge so every pixel is covered and no tile is padded."""
-    stride = stride or size
+    aligned to the edge so every pixel is covered and no tile is padded. ``stride`` (default
+    ``size``) must be in [1, size] so that no pixel is skipped."""
+    stride = size if stride is None else stride
+    if size < 1:
+        raise ValueError(f"tile size must be positive, not {size}")
+    if not 1 <= stride <= size:
+        raise ValueError(f"tile stride must be in [1, {size}] (larger strides would skip pixels), not {stride}")
 
     def starts(n: int) -> list[int]:
         if n <= size:
             return [0]
         k = math.ceil((n - size) / stride)
-        out = [min(i * stride, n - size) for i in range(k + 1)]
-        return sorted(set(out))
+        return sorted({min(i * stride, n - size) for i in range(k + 1)})
 
     return [(y, x) for y in starts(h) for x in starts(w)]
 
@@ -70,16 +79,18 @@ def tiles(
 ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
     """Cut ``(C, H, W)`` into ``(N, channels, size, size)`` tiles; returns them with their corners.
 
-    An image smaller than ``size`` on either side is first resized up so that side equals ``size``.
+    A side shorter than ``size`` is first resized up to exactly ``size`` (the other side is kept
+    if it is already long enough), so a 1x100000 strip gives 28x100000, not 28x2800000.
     """
+    if img.dim() != 3 or img.shape[-1] < 1 or img.shape[-2] < 1:
+        raise ValueError(f"expected a (C, H, W) image, got shape {tuple(img.shape)}")
     img = to_channels(img, channels)
     _, h, w = img.shape
     if h < size or w < size:
-        scale = size / min(h, w)
-        img = resize(img, max(size, round(h * scale)), max(size, round(w * scale)))
+        img = resize(img, max(h, size), max(w, size))
         _, h, w = img.shape
     corners = tile_grid(h, w, size, stride)
-    batch = torch.stack([img[:, y : y + size, x : x + size] for y, x in corners])
+    batch = torch.stack([img[:, y : y + size, x : x + size] for y, x in corners])  # (N, C, S, S)
     return batch, corners
 
 

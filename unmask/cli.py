@@ -5,14 +5,41 @@ Exit codes: 0 done; 1 done, but some inputs were unreadable (each has its own er
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from detector import __version__
 
+__all__ = ["main", "EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "EXIT_FAILED"]
+
+EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class UnmaskGroup(click.Group):
+    """A click group that turns an unexpected exception into a one-line error and exit code 3.
+
+    Without this, a traceback would exit with 1, which here means "done, some inputs unreadable".
+    Set ``UNMASK_DEBUG=1`` to get the traceback instead.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - the last line of defence of the CLI
+            if os.environ.get("UNMASK_DEBUG"):
+                raise
+            click.echo(f"unmask: error: {type(e).__name__}: {e}", err=True)
+            sys.stderr.flush()
+            ctx.exit(EXIT_FAILED)
+
+
+@click.group(cls=UnmaskGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="unmask")
 def main() -> None:
     """unmask: train a GAN, harden its discriminator into a deepfake detector, and use it.
@@ -28,10 +55,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import cmd_data, cmd_eval
+    from . import cmd_data, cmd_detector, cmd_eval, cmd_gan, cmd_video
 
     main.add_command(cmd_data.data)
     main.add_command(cmd_data.demo)
+    main.add_command(cmd_gan.gan)
+    main.add_command(cmd_video.video)
+    for cmd in (cmd_detector.harden, cmd_detector.export, cmd_detector.scan, cmd_detector.retrain):
+        main.add_command(cmd)
     main.add_command(cmd_eval.eval_cmd)
     main.add_command(cmd_eval.eval_matrix)
 

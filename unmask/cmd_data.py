@@ -17,6 +17,17 @@ def data() -> None:
     """
 
 
+def _open(source: str, split: str):
+    """open_source, with a bad source reported as a usage error (exit code 2) naming the option."""
+    from detector.data import open_source
+    from detector.decode import UnreadableImage
+
+    try:
+        return open_source(source, split=split)
+    except (FileNotFoundError, ValueError, UnreadableImage) as e:
+        raise click.BadParameter(str(e), param_hint="'--source'") from None
+
+
 @data.command("info")
 @click.option("--source", default="fashion-mnist", show_default=True,
               help="fashion-mnist[:embedded|:full|:PATH], a folder of images, or a video file.")
@@ -27,10 +38,8 @@ def info(source: str) -> None:
     Example:
       unmask data info --source fashion-mnist:embedded
     """
-    from detector.data import open_source
-
     for split in ("train", "test") if source.startswith("fashion-mnist") else ("train",):
-        src = open_source(source, split=split)
+        src = _open(source, split)
         click.echo(f"{split}: {len(src)} images from {src.name}")
         classes = getattr(src, "classes", None)
         if classes is not None:
@@ -52,10 +61,9 @@ def export(source: str, split: str, n: int, out: Path) -> None:
     Example:
       unmask data export --split test --n 200 --out real_pngs/
     """
-    from detector.data import open_source
     from detector.imageio import save_png
 
-    src = open_source(source, split=split)
+    src = _open(source, split)
     out.mkdir(parents=True, exist_ok=True)
     n = min(n, len(src))
     for i in range(n):

@@ -1,0 +1,43 @@
+"""Detector cost vs the field's reference model.
+
+Per-image inference time of our shipped detector network (``dcgan_d`` at its 28-px input) vs a
+torchvision ResNet-50 at 224 px, the backbone of CNNDetection (Wang et al., CVPR 2020), on the same
+number of images, same threads, ``torch.inference_mode``. ResNet-50 is built with random weights
+(no download): its cost does not depend on the weights.
+"""
+from __future__ import annotations
+
+import torch
+
+from bench.common import best_of, pin_threads
+
+
+def run(tiny: bool = False) -> dict:
+    from torchvision.models import resnet50
+
+    from detector.nets import create_network
+
+    pin_threads(2)
+    torch.manual_seed(0)
+    n = 8 if tiny else 64
+    ours = create_network("dcgan_d", in_channels=1, image_size=28).eval()
+    ref = resnet50(weights=None, num_classes=1).eval()
+    x_ours = torch.rand(n, 1, 28, 28)
+    x_ref = torch.rand(n, 3, 224, 224)
+    with torch.inference_mode():
+        ours(x_ours), ref(x_ref[:2])  # warm-up
+        t_ours = best_of(lambda: ours(x_ours), 2 if tiny else 5) / n
+        t_ref = best_of(lambda: ref(x_ref), 1 if tiny else 3) / n
+    params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    return {
+        "ours_ms_per_image": 1e3 * t_ours,
+        "resnet50_ms_per_image": 1e3 * t_ref,
+        "speedup_vs_resnet50": t_ref / t_ours,
+        "ours_params": params(ours),
+        "resnet50_params": params(ref),
+        "images": n,
+    }
+
+
+if __name__ == "__main__":
+    print(run())

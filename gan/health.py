@@ -1,0 +1,232 @@
+"""Live diagnosis of the two classic GAN failures, from statistics logged every N steps.
+
+* **Discriminator overpowering the generator** (Arjovsky & Bottou, ICLR 2017: a perfect D
+  leaves G with vanishing gradients): D is near-certain that the fakes are fake (mean
+  ``sigmoid(D(G(z)))`` at most ``1 - confidence``) over a whole window of checks *and* the
+  generator's gradient has fallen below ``vanish_ratio`` times its peak so far (the trainer
+  records it at step 0 too, against the untrained D). The gradient
+  watched is that of the original minimax objective ``E[log(1 - D(G(z)))]`` (logged as
+  ``grad_g_minimax``): under the non-saturating and hinge losses the raw G gradient (``grad_g``)
+  stays large even when D wins, it just stops carrying information, whereas the minimax gradient
+  is the one Arjovsky & Bottou prove vanishes (their Theorem 2.4).
+  Remedy: halve D's learning rate and add instance noise (Sønderby et al., ICLR 2017).
+* **Mode collapse** (Goodfellow, NIPS 2016 tutorial; Salimans et al., NeurIPS 2016): over a
+  window, the mean pairwise feature distance of samples falls below ``collapse_ratio`` times the
+  same measure on real images, or most samples are near-duplicates, or (labelled data) the
+  samples cover far fewer classes than real images do. Remedy: halve G's learning rate and add
+  instance noise.
+
+The features are the FD-FMNIST embedding of :mod:`gan.quality` (any offline feature map works).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+__all__ = ["HealthConfig", "HealthEvent", "HealthMonitor", "DiversityProbe", "SYMPTOMS", "REMEDIES", "plot_health"]
+
+SYMPTOMS = ("overpowering", "collapse")
+REMEDIES = {
+    "overpowering": "halve D's learning rate (lr_d x 0.5) and add instance noise (sigma >= 0.1)",
+    "collapse": "halve G's learning rate (lr_g x 0.5) and add instance noise (sigma >= 0.1)",
+}
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    window: int = 4  # consecutive checks a symptom must persist
+    confidence: float = 0.95  # D "near-certain": mean P(real | fake) <= 1 - confidence
+    vanish_ratio: float = 0.1  # G's (minimax) gradient norm below this share of its peak so far
+    collapse_ratio: float = 0.5  # sample diversity below this share of real diversity
+    duplicate_rate: float = 0.5  # share of samples with a near-duplicate neighbour
+    duplicate_distance: float = 0.1  # near-duplicate: NN distance < this x real median NN distance
+    coverage_ratio: float = 0.5  # class coverage below this share of real coverage
+    warmup_steps: int = 0  # no collapse verdicts before this step (an untrained G is not collapsed, just young)
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    step: int
+    symptom: str  # one of SYMPTOMS
+    message: str
+    remedy: str
+
+    def to_json(self) -> dict:
+        return {"type": "warning", **asdict(self)}
+
+
+def _pairwise(f: torch.Tensor) -> torch.Tensor:
+    d = torch.cdist(f.double(), f.double())
+    return d
+
+
+class DiversityProbe:
+    """Diversity of a batch of images in a feature space, relative to real images.
+
+    ``features(images (N, C, H, W) in [0, 1]) -> (N, D)``; ``classes`` (optional) -> ``(N,)`` labels.
+    """
+
+    def __init__(self, features: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                 classes: Callable[[torch.Tensor], torch.Tensor] | None = None, labelled: bool = False,
+                 duplicate_distance: float = 0.1) -> None:
+        self.features, self.classes, self.labelled = features, classes, labelled and classes is not None
+        d = _pairwise(features(real))
+        n = len(d)
+        self.real_diversity = float(d.sum() / (n * (n - 1)))
+        nn_d = (d + torch.eye(n, dtype=d.dtype) * 1e12).min(1).values
+        self.dup_radius = float(nn_d.median()) * duplicate_distance
+        self.real_coverage = self._coverage(real) if self.labelled else None
+
+    def _coverage(self, images: torch.Tensor) -> float:
+        counts = torch.bincount(self.classes(images), minlength=10).float()
+        return float((counts >= max(1.0, 0.02 * len(images))).float().mean())
+
+    @torch.no_grad()
+    def __call__(self, fake: torch.Tensor) -> dict:
+        d = _pairwise(self.features(fake))
+        n = len(d)
+        div = float(d.sum() / (n * (n - 1)))
+        nn_d = (d + torch.eye(n, dtype=d.dtype) * 1e12).min(1).values
+        out = {"diversity": div, "real_diversity": self.real_diversity,
+               "diversity_ratio": div / max(self.real_diversity, 1e-12),
+               "dup_rate": float((nn_d < self.dup_radius).double().mean())}
+        if self.labelled:
+            out["coverage"] = self._coverage(fake)
+            out["real_coverage"] = self.real_coverage
+        return out
+
+
+class HealthMonitor:
+    """Feed it one dict of statistics per check; it returns the warnings that fire at that check."""
+
+    def __init__(self, config: HealthConfig = HealthConfig()) -> None:
+        self.config = config
+        w = config.window
+        self.overpower: deque[bool] = deque(maxlen=w)
+        self.collapse: deque[bool] = deque(maxlen=w)
+        self.grad_g_peak = 0.0
+        self.events: list[HealthEvent] = []
+        self.state = "ok"
+
+    def observe_grad(self, grad_g: float) -> None:
+        """Record a generator gradient norm (e.g. at step 0, before D has learned) as a peak candidate."""
+        self.grad_g_peak = max(self.grad_g_peak, float(grad_g))
+
+    def update(self, step: int, stats: dict) -> list[HealthEvent]:
+        c = self.config
+        fired: list[HealthEvent] = []
+        grad_g = stats.get("grad_g_minimax", stats.get("grad_g"))
+        if grad_g is not None:
+            self.grad_g_peak = max(self.grad_g_peak, float(grad_g))
+        ref = self.grad_g_peak if self.grad_g_peak > 0 else None
+        d_fake = stats.get("d_fake")
+        confident = d_fake is not None and d_fake <= 1.0 - c.confidence
+        vanished = ref is not None and grad_g is not None and grad_g < c.vanish_ratio * ref
+        self.overpower.append(bool(confident and vanished))
+        if len(self.overpower) == c.window and all(self.overpower):
+            fired.append(HealthEvent(
+                step, "overpowering",
+                f"discriminator overpowering the generator: D calls fakes fake with "
+                f"{100 * (1 - d_fake):.1f}% confidence for {c.window} checks in a row and G's gradient "
+                f"norm fell to {grad_g:.2e} ({grad_g / ref:.2%} of its peak {ref:.2e})",
+                REMEDIES["overpowering"]))
+            self.overpower.clear()
+        reasons = []
+        if "diversity_ratio" in stats and stats["diversity_ratio"] < c.collapse_ratio:
+            reasons.append(f"sample diversity is {stats['diversity_ratio']:.0%} of real diversity")
+        if "dup_rate" in stats and stats["dup_rate"] > c.duplicate_rate:
+            reasons.append(f"{stats['dup_rate']:.0%} of samples are near-duplicates")
+        if stats.get("coverage") is not None and stats.get("real_coverage"):
+            if stats["coverage"] < c.coverage_ratio * stats["real_coverage"]:
+                reasons.append(f"samples cover {stats['coverage']:.0%} of classes (real: {stats['real_coverage']:.0%})")
+        self.collapse.append(bool(reasons) and step > c.warmup_steps)
+        if len(self.collapse) == c.window and all(self.collapse):
+            fired.append(HealthEvent(step, "collapse", "mode collapse: " + "; ".join(reasons) +
+                                     f" (for {c.window} checks in a row)", REMEDIES["collapse"]))
+            self.collapse.clear()
+        self.events += fired
+        if fired:
+            self.state = "+".join(e.symptom for e in fired)
+        elif any(self.overpower) or any(self.collapse):
+            self.state = "watch"
+        else:
+            self.state = "ok"
+        return fired
+
+    def state_dict(self) -> dict:
+        return {"overpower": list(self.overpower), "collapse": list(self.collapse),
+                "grad_g_peak": self.grad_g_peak, "state": self.state,
+                "events": [asdict(e) for e in self.events]}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.overpower = deque(s["overpower"], maxlen=self.config.window)
+        self.collapse = deque(s["collapse"], maxlen=self.config.window)
+        self.grad_g_peak = float(s["grad_g_peak"])
+        self.state = s["state"]
+        self.events = [HealthEvent(**e) for e in s["events"]]
+
+
+def plot_health(records: list[dict], path) -> None:
+    """Draw the logged curves (losses, D outputs, accuracies, gradient norms, diversity, FD) to a PNG."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from detector.atomic import write_bytes
+
+    train = [r for r in records if r.get("type") == "train"]
+    qual = [r for r in records if r.get("type") == "quality"]
+    warn = [r for r in records if r.get("type") == "warning"]
+    rem = [r for r in records if r.get("type") == "remedy"]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    s = [r["step"] for r in train]
+
+    def series(ax, keys, title, log=False, ylim=None):
+        for k, label in keys:
+            ys = [r.get(k) for r in train]
+            if any(y is not None for y in ys):
+                ax.plot(s, [float("nan") if y is None else y for y in ys], label=label)
+        ax.set_title(title)
+        if log:
+            ax.set_yscale("log")
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.legend(fontsize=8)
+
+    series(axes[0, 0], [("loss_d", "D loss"), ("loss_g", "G loss")], "losses")
+    series(axes[0, 1], [("d_real", "mean D(real)"), ("d_fake", "mean D(fake)")], "D output (P(real))", ylim=(0, 1))
+    series(axes[0, 2], [("acc_real", "D acc on real"), ("acc_fake", "D acc on fake")], "D accuracy", ylim=(0, 1.02))
+    series(axes[1, 0], [("grad_g", "|grad G| (training loss)"), ("grad_g_minimax", "|grad G| (minimax)"),
+                        ("grad_d", "|grad D|")], "gradient norms", log=True)
+    series(axes[1, 1], [("diversity_ratio", "diversity / real"), ("dup_rate", "near-duplicate rate"),
+                        ("coverage", "class coverage")], "sample diversity", ylim=(0, max(
+                            [1.2] + [r.get("diversity_ratio") or 0 for r in train])))
+    ax = axes[1, 2]
+    if qual:
+        ax.plot([r["step"] for r in qual], [r["fd"] for r in qual], "o-", label="FD-FMNIST (not FID)")
+        ax.set_ylabel("FD-FMNIST")
+        ax2 = ax.twinx()
+        ax2.plot([r["step"] for r in qual], [r["precision"] for r in qual], "g--", label="precision")
+        ax2.plot([r["step"] for r in qual], [r["recall"] for r in qual], "r--", label="recall")
+        ax2.set_ylim(0, 1)
+        ax2.legend(fontsize=8, loc="upper center")
+        ax.legend(fontsize=8)
+    ax.set_title("quality (FD-FMNIST, precision/recall)")
+    for a in axes.flat:
+        a.set_xlabel("step")
+        for w in warn:
+            a.axvline(w["step"], color="red" if w["symptom"] == "overpowering" else "purple", alpha=0.4, lw=1)
+        for r in rem:
+            a.axvline(r["step"], color="green", ls=":", alpha=0.6, lw=1)
+    fig.suptitle("GAN health (red: D overpowering, purple: mode collapse, green dotted: auto-remedy)")
+    fig.subplots_adjust(left=0.06, right=0.95, bottom=0.08, top=0.9, wspace=0.3, hspace=0.35)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=70)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())

@@ -1,0 +1,286 @@
+"""``unmask harden | export | scan | retrain``: make, ship, use and update a detector artifact."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+def _device(d: str) -> str:
+    from detector.device import resolve_device
+
+    try:
+        return str(resolve_device(d))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
+
+
+def _load_detector(path: Path, device: str = "cpu"):
+    from detector.artifact import ArtifactError, load
+
+    try:
+        return load(path, _device(device))
+    except ArtifactError as e:
+        raise click.BadParameter(str(e), param_hint="DETECTOR") from None
+
+
+def _codes() -> tuple[int, int, int, int]:
+    """(done, done with unreadable inputs, usage error, failed): unmask.cli's exit codes."""
+    from .cli import EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
+
+    return EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+
+# ---------------------------------------------------------------------------- harden
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Detector directory to write (model.safetensors + detector.json + metrics).")
+@click.option("--fakes", "fake_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Extra folder of fake images to harden against (repeatable).")
+@click.option("--steps", type=click.IntRange(0), default=8000, show_default=True, help="Fine-tuning steps.")
+@click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=4e-4, show_default=True,
+              help="Peak learning rate (cosine decay to 0).")
+@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
+              show_default=True, help="False-positive rate on validation real images that sets the threshold.")
+@click.option("--n-fakes", type=click.IntRange(20), default=6000, show_default=True,
+              help="Images sampled from each generator snapshot (split train/val/test).")
+@click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=0.15, show_default=True)
+@click.option("--aug", "aug_scale", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Multiply the augmentation probabilities (0 = no JPEG/blur/rescale/noise).")
+@click.option("--policy", type=click.Choice(["resize", "crop", "tile"]), default="resize", show_default=True,
+              help="How scans fit images of other sizes (tile = native-resolution tiles, max score).")
+@click.option("--real", "real_source", default=None, help="Override the run's real data source.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split, sampling and training seed.")
+@click.option("--rounds", type=click.IntRange(0), default=0, show_default=True,
+              help="Adversarial rounds: train G against the hardened detector, then harden again.")
+@click.option("--gan-steps", type=click.IntRange(1), default=500, show_default=True,
+              help="Generator steps per adversarial round.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted hardening from its last checkpoint.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction, aug_scale,
+           policy, real_source, seed, rounds, gan_steps, resume, device) -> None:
+    """Turn a GAN run's discriminator into a calibrated, hardened detector artifact.
+
+    Starts from D's weights (sign flipped: score = probability of fake), fine-tunes on real
+    images vs fakes sampled from every generator snapshot in RUN/zoo (plus --fakes folders) with
+    JPEG / blur / rescale / noise / flip augmentation, picks the threshold on validation at
+    --target-fpr, calibrates by temperature scaling, and prints validation and test metrics.
+    Real train/val come from the official train split; test is the held-out t10k split.
+
+    \b
+    Example:
+      unmask harden runs/gan --out runs/det
+      unmask harden runs/gan --out runs/det --target-fpr 0.005 --fakes my_fakes/
+      unmask harden runs/gan --out runs/det --rounds 2 --gan-steps 300
+      unmask harden runs/gan --out runs/det --resume     # after an interruption
+    """
+    from detector.augment import AugmentConfig
+    from detector.harden import HardenConfig
+
+    _threads()
+    cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
+                       augment=AugmentConfig().scaled(aug_scale), device=_device(device))
+    log = lambda m: click.echo(m)  # noqa: E731
+    try:
+        _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
+                target_fpr, log)
+    except FileNotFoundError as e:
+        raise click.UsageError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - a run without a zoo / discriminator is a usage error
+        if type(e).__name__ == "ZooError" or "different data or settings" in str(e):
+            raise click.UsageError(str(e)) from None
+        raise
+
+
+def _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
+            target_fpr, log) -> None:
+    from . import pipelines
+
+    if rounds:
+        pipelines.adversarial_rounds(run, out, rounds, cfg, gan_steps=gan_steps, n_fakes=n_fakes,
+                                     fake_dirs=fake_dirs, val_fraction=val_fraction, policy=policy, resume=resume,
+                                     real_source=real_source, log=log)
+    else:
+        r = pipelines.harden_run(run, out, cfg, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
+                                 policy=policy, resume=resume, real_source=real_source, log=log)
+        click.echo(f"test: AUC {r.test.auc:.5f}  FPR {r.test.fpr:.4f} (target {target_fpr})  TPR {r.test.tpr:.4f}"
+                   f"  [{r.seconds:.0f}s]")
+
+
+# ---------------------------------------------------------------------------- export
+
+
+@click.command()
+@click.argument("detector_dir", metavar="DETECTOR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "pt2"]), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--real", "real_source", default=None,
+              help="Real images for the parity check (a folder); default: embedded held-out images.")
+def export(detector_dir: Path, fmt: str, out: Path, real_source: str | None) -> None:
+    """Export the detector to ONNX (dynamic batch) or a torch.export program (.pt2).
+
+    The graph takes float32 (B, C, S, S) images in [0, 1] and returns `score` (calibrated
+    probability of fake) and `logit`; normalisation and temperature are inside. Parity with the
+    native detector is checked on real images (max abs difference <= 1e-4, printed); a
+    FILE.json sidecar records the contract, threshold and resize/tiling policy.
+
+    \b
+    Example:
+      unmask export runs/det --format onnx --out det.onnx
+      unmask export runs/det --format pt2 --out det.pt2
+    """
+    from detector.export import export as do_export
+
+    _threads()
+    det = _load_detector(detector_dir)
+    real = None
+    if real_source:
+        from detector.retrain import load_folder_images
+
+        s = det.spec
+        real, _ = load_folder_images([real_source], s.input_size, s.channels, s.policy, limit=64)
+    try:
+        r = do_export(det, out, fmt, real=real)
+    except RuntimeError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(_codes()[3])
+    click.echo(f"wrote {r.path} ({fmt}); parity vs native on {r.n_inputs} inputs: max |score diff| "
+               f"{r.max_abs_diff:.3g}, max |logit diff| {r.max_abs_diff_logit:.3g} (tolerance 1e-4)")
+
+
+# ---------------------------------------------------------------------------- scan
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--detector", "detector_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="Detector directory (from `unmask harden`).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="results.csv or results.jsonl; one row per file, written as it goes.")
+@click.option("--workers", type=click.IntRange(0), default=2, show_default=True, help="Decoding processes.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Files per batch.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted scan into the same --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--top", type=click.IntRange(0), default=10, show_default=True,
+              help="Show the N most suspicious files at the end.")
+@click.option("--all-files", is_flag=True, help="Scan every file, not only image extensions.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, resume: bool, overwrite: bool,
+         top: int, all_files: bool, device: str, quiet: bool) -> None:
+    """Scan image files and folders (recursively) and write one row per file.
+
+    Columns: path, score (calibrated probability of fake), label (real | fake | error),
+    threshold, error (the reason a file could not be read), policy (resize / crop / tile as
+    applied), n_tiles, width, height. Unreadable files get label=error and the scan goes on.
+
+    \b
+    Exit codes:
+      0  done, every file scored
+      1  done, but some files were unreadable (see their error rows)
+      2  usage error (bad option, missing path, invalid detector, output exists without --resume)
+      3  failed (the scan could not be carried out)
+
+    \b
+    Example:
+      unmask scan photos/ --detector runs/det --out results.csv
+      unmask scan a.jpg b/ --detector runs/det --out results.jsonl --workers 4 --top 20
+      unmask scan photos/ --detector runs/det --out results.csv --resume   # after an interruption
+    """
+    from detector.scan import ScanConfig, ScanOutputError, scan as do_scan
+
+    _threads()
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise click.BadParameter(f"no such file or folder: {missing[0]}", param_hint="PATHS")
+    det = _load_detector(detector_dir, device)
+    try:
+        cfg = ScanConfig(batch_size=batch_size, workers=workers, resume=resume, overwrite=overwrite, top=top,
+                         extensions=None if all_files else ScanConfig().extensions, progress=not quiet,
+                         device=_device(device))
+        r = do_scan(list(paths), det, out, cfg, log=lambda m: click.echo(m, err=True))
+    except (ScanOutputError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    except OSError as e:
+        click.echo(f"error: scan failed: {e}", err=True)
+        sys.exit(_codes()[3])
+    rate = f", {r.files_per_s:.0f} files/s" if r.n_new else ""
+    click.echo(f"files: {r.n_files} ({r.n_new} scanned now, {r.n_resumed} from before)  flagged fake: {r.n_fake}  "
+               f"errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
+    if r.top:
+        click.echo(f"top {len(r.top)} most suspicious:")
+        for s, p in r.top:
+            click.echo(f"  {s:.4f}  {p}")
+    click.echo(f"results: {out}")
+    sys.exit(_codes()[1] if r.n_errors else _codes()[0])
+
+
+# ---------------------------------------------------------------------------- retrain
+
+
+@click.command()
+@click.argument("detector_dir", metavar="DETECTOR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--fakes", "fake_dirs", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of the new generator's images (repeatable: one generator per folder).")
+@click.option("--real", "real_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Extra real images (folder) to add to the replayed ones.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="New detector directory (the old one is left untouched).")
+@click.option("--steps", type=click.IntRange(0), default=400, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True)
+@click.option("--replay-weight", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
+              help="Share of fake training images replayed from the generators it already knew.")
+@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Default: the detector's own target.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an interrupted retraining from its checkpoint.")
+@click.option("--device", default="cpu", show_default=True)
+def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, replay_weight, target_fpr, seed,
+            resume, device) -> None:
+    """Fine-tune a detector on a new generator's images without forgetting the old ones.
+
+    Replays a sample of the real and fake images it was trained on (DETECTOR/replay.safetensors),
+    re-picks threshold and temperature on validation, and prints a before/after table: AUC and
+    TPR on the new generator(s) and each generator it already knew, plus the real FPR.
+
+    \b
+    Example:
+      unmask retrain runs/det --fakes new_gan_pngs/ --out runs/det2
+      unmask retrain runs/det --fakes genA/ --fakes genB/ --real my_real/ --out runs/det2
+    """
+    from detector.retrain import RetrainConfig, load_folder_images, retrain as do_retrain
+
+    _threads()
+    det = _load_detector(detector_dir, device)
+    s = det.spec
+    new, sources = {}, {}
+    for d in fake_dirs:
+        x, bad = load_folder_images([d], s.input_size, s.channels, s.policy)
+        name = f"folder:{Path(d).resolve().name}"
+        while name in new:
+            name += "_"
+        new[name], sources[name] = x, str(d)
+        click.echo(f"{name}: {len(x)} images ({bad} unreadable skipped)")
+    real = None
+    if real_dirs:
+        real, _ = load_folder_images(list(real_dirs), s.input_size, s.channels, s.policy)
+    cfg = RetrainConfig(steps=steps, lr=lr, replay_weight=replay_weight, target_fpr=target_fpr, seed=seed,
+                        device=_device(device))
+    try:
+        r = do_retrain(detector_dir, new, out, cfg, extra_real=real, sources=sources, resume=resume,
+                       log=lambda m: click.echo(m))
+    except (FileNotFoundError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(f"[{r.seconds:.0f}s] before/after table saved to {out / 'retrain_table.txt'}")

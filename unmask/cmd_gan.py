@@ -1,0 +1,172 @@
+"""``unmask gan``: train the adversary, sample from it, list its generator zoo."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from gan.generators import GENERATORS
+from gan.losses import LOSSES
+
+
+@click.group()
+def gan() -> None:
+    """Train a GAN whose discriminator becomes the detector, and sample from its generators.
+
+    \b
+    Example:
+      unmask gan train --steps 2000 --out runs/gan
+      unmask gan sample runs/gan --n 64 --out fakes/
+      unmask gan zoo runs/gan
+    """
+
+
+@gan.command("train")
+@click.option("--data", default="fashion-mnist", show_default=True,
+              help="fashion-mnist[:embedded|:full|:PATH], a folder of images, or a video file.")
+@click.option("--generator", type=click.Choice(GENERATORS.names()), default="dcgan", show_default=True,
+              help="dcgan: transposed convolutions; upconv: resize-then-convolve.")
+@click.option("--loss", type=click.Choice(LOSSES.names()), default="bce", show_default=True,
+              help="bce (non-saturating), hinge or wgan_gp.")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Generator updates [default: 2000].")
+@click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
+@click.option("--image-size", type=click.IntRange(8, 1024), default=28, show_default=True)
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
+@click.option("--z-dim", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--width", type=click.IntRange(1), default=32, show_default=True, help="Generator width.")
+@click.option("--d-width", type=click.IntRange(1), default=32, show_default=True, help="Discriminator width.")
+@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True)
+@click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True)
+@click.option("--spectral-norm", is_flag=True, help="Spectral normalisation in D (Miyato et al. 2018).")
+@click.option("--r1", type=click.FloatRange(0), default=0.0, show_default=True, help="R1 penalty gamma.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=0.0, show_default=True,
+              help="One-sided: real target 1-s (bce).")
+@click.option("--instance-noise", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Initial instance-noise sigma, annealed to 0.")
+@click.option("--spectral-loss", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Weight of the Durall spectral loss on G.")
+@click.option("--auto-remedy", is_flag=True, help="Apply the remedy a health warning names.")
+@click.option("--health-every", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--threads", type=click.IntRange(0), default=0, help="torch CPU threads (0: torch's default).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="New run directory.")
+@click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Continue this run from its last checkpoint (its config.json wins; --steps may extend it).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_dim, width, d_width, lr_g, lr_d,
+              spectral_norm, r1, label_smoothing, instance_noise, spectral_loss, auto_remedy, health_every,
+              checkpoint_every, seed, device, threads, out, resume, quiet) -> None:
+    """Train a GAN and write a run directory (config, metrics, health.png, samples, checkpoints, zoo).
+
+    Health warnings (D overpowering G, mode collapse) are printed with a remedy; --auto-remedy
+    applies it. Quality is reported as FD-FMNIST (a Fréchet distance in an offline Fashion-MNIST
+    classifier's feature space; not Inception FID).
+
+    \b
+    Example:
+      unmask gan train --steps 2000 --out runs/gan
+      unmask gan train --data photos/ --image-size 64 --channels 3 --loss hinge --spectral-norm --out runs/g64
+      unmask gan train --resume runs/gan
+    """
+    import torch
+
+    from gan.trainer import GanConfig, load_config, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    if (out is None) == (resume is None):
+        raise click.UsageError("give exactly one of --out RUN (new run) or --resume RUN")
+    try:
+        if resume is not None:
+            saved = load_config(resume)
+            config = dataclasses.replace(saved, steps=max(steps or 0, saved.steps), device=device,
+                                         progress=not quiet)
+            target = resume
+        else:
+            config = GanConfig(data=data, image_size=image_size, channels=int(channels), generator=generator,
+                               g_width=width, z_dim=z_dim, d_width=d_width, loss=loss,
+                               steps=steps or 2000, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
+                               spectral_norm=spectral_norm, r1=r1, label_smoothing=label_smoothing,
+                               instance_noise=instance_noise, spectral_loss=spectral_loss,
+                               auto_remedy=auto_remedy, seed=seed, device=device, health_every=health_every,
+                               checkpoint_every=checkpoint_every, progress=not quiet)
+            target = out
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(str(e)) from e
+    try:
+        result = train(config, target, resume=resume is not None)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        raise click.UsageError(str(e)) from e
+    except (FloatingPointError, RuntimeError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(3)
+    q = result.quality
+    click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s "
+               f"({result.images_per_second:.0f} real images/s) -> {target}")
+    if q is not None:
+        fds = ", ".join(f"{fd:.1f}@{s}" for s, fd in result.fd_history)
+        click.echo(f"FD-FMNIST (not FID) {q.fd:.1f}  precision {q.precision:.2f}  recall {q.recall:.2f}  "
+                   f"class coverage {q.coverage:.0%}\n  FD-FMNIST by step: {fds}")
+    click.echo(f"health warnings: {len(result.warnings)}"
+               + (f" ({', '.join(sorted({w.symptom for w in result.warnings}))}); see {target}/health.png"
+                  if result.warnings else "") + (f"; auto-remedies applied: {len(result.remedies)}" if result.remedies else ""))
+    click.echo(f"generator zoo: {', '.join(s.name for s in result.snapshots)}")
+
+
+@gan.command("sample")
+@click.argument("run", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--n", "n", type=click.IntRange(1), default=64, show_default=True, help="How many images.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--snapshot", default=None,
+              help="Zoo snapshot: index (0 = earliest, -1 = latest), name, or stage (early/middle/late/tag). "
+                   "Default: the final generator.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--grid", is_flag=True, help="Also write grid.png beside the images (not counted in N).")
+@click.option("--device", default="cpu", show_default=True)
+def sample_cmd(run: Path, n: int, out: Path, snapshot: str | None, seed: int, grid: bool, device: str) -> None:
+    """Write N generated images as PNG files (sample_00000.png ...) of the run's size and channels.
+
+    \b
+    Example:
+      unmask gan sample runs/gan --n 200 --out fakes/
+      unmask gan sample runs/gan --n 64 --snapshot early --out fakes_early/
+    """
+    from detector.imageio import save_grid, save_png
+    from detector.device import resolve_device
+    from gan.zoo import ZooError, find_snapshot, sample
+
+    try:
+        snap = find_snapshot(run, snapshot)
+        g = snap.load(resolve_device(device))
+    except (ZooError, ValueError) as e:
+        raise click.UsageError(str(e)) from e
+    out.mkdir(parents=True, exist_ok=True)
+    imgs = sample(g, n, seed=seed)
+    for i, img in enumerate(imgs):
+        save_png(img, out / f"sample_{i:05d}.png")
+    if grid:
+        save_grid(imgs[:64], out / "grid.png", nrow=8, scale=2)
+    click.echo(f"wrote {n} PNG files ({imgs.shape[1]}x{imgs.shape[2]}x{imgs.shape[3]}) from {snap.name} to {out}")
+
+
+@gan.command("zoo")
+@click.argument("run", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def zoo_cmd(run: Path) -> None:
+    """List the generator snapshots of a run (what hardening samples from).
+
+    \b
+    Example:
+      unmask gan zoo runs/gan
+    """
+    from gan.zoo import ZooError, load_zoo
+
+    try:
+        snaps = load_zoo(run)
+    except ZooError as e:
+        raise click.UsageError(str(e)) from e
+    for i, s in enumerate(snaps):
+        click.echo(f"{i:3d}  {s.name:32s} step {s.step:7d}  family {s.family:8s} stage {s.stage}")
