@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-EXIT_UNREADABLE, EXIT_FAILED = 1, 3
+from .cli import EXIT_FAILED, EXIT_UNREADABLE
+
+
+def _device(spec: str) -> str:
+    from detector.device import resolve_device
+
+    try:
+        return str(resolve_device(spec))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
 
 
 def _fail(msg: str) -> None:
@@ -67,8 +76,7 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
     real_s, labelled = _inputs(real, folders)
     if not (real_s or fake or labelled):
         raise click.UsageError("give --real and/or --fake folders, or a folder with real/ and fake/ inside")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(device)
     cfg = EvalConfig(detector=str(detector_dir), out=str(out), real=real_s, fake=tuple(str(f) for f in fake),
                      labelled=labelled, baselines=baselines, baseline_train=baseline_train, robustness=robustness,
                      bootstrap=bootstrap, seed=seed, batch_size=batch_size, gallery=gallery, device=device)
@@ -226,8 +234,7 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
         raise click.UsageError("eval-matrix needs --run RUN_DIR or at least two --fake folders (one per generator)")
     if run_dir is None and not real:
         raise click.UsageError("folder mode needs --real (or use --run RUN_DIR)")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(device)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
     base = None
     try:
