@@ -70,22 +70,3 @@ def export(source: str, split: str, n: int, out: Path) -> None:
         img, _ = src[i]
         save_png(img, out / f"{split}_{i:05d}.png")
     click.echo(f"wrote {n} PNG files to {out}")
-
-
-@click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
-@click.option("--quick", is_flag=True, help="Tiny settings (under 2 minutes).")
-def demo(out: Path, quick: bool) -> None:
-    """Run the end-to-end story on the embedded data.
-
-    \b
-    Example:
-      unmask demo --out runs/demo
-    """
-    from detector.data import load_fashion_mnist
-
-    train = load_fashion_mnist("train", variant="embedded")
-    test = load_fashion_mnist("test", variant="embedded")
-    click.echo(f"embedded data: {len(train)} train / {len(test)} held-out test images ({train.source})")
-    ctx = click.get_current_context()
-    ctx.invoke(export, source="fashion-mnist:embedded", split="test", n=16 if quick else 100, out=out / "real")

@@ -215,7 +215,6 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     rdir = out / "detector_retrained"
     rr = retrain(det_dir, {"upconv": new}, rdir, RetrainConfig(steps=config.retrain_steps, seed=seed),
                  sources={"upconv": str(unseen_dir)}, log=log)
-    log(rr.table)
     after = load_detector(rdir)
     rep2 = run_eval(EvalConfig(detector=str(rdir), out=str(out / "report_retrained"), real=(str(ev / "real"),),
                                fake=(str(ev / "dcgan"), str(ev / "upconv_unseen")), bootstrap=0, seed=seed,
