@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .artifact import Detector, DetectorSpec
-from .atomic import save_safetensors, torch_save, write_json, write_text
+from .atomic import save_safetensors, torch_save, write_json
 from .augment import AugmentConfig, augment_batch
 from .nets import flip_head
 from .preprocess import normalize
