@@ -42,7 +42,7 @@ from torch import nn
 
 from . import distributed as dist_
 from .artifact import Detector, DetectorSpec
-from .atomic import save_safetensors, torch_save, write_json, write_text
+from .atomic import save_safetensors, torch_save, write_json
 from .augment import AugmentConfig, augment_batch
 from .device import amp_enabled, autocast, resolve_device, to_channels_last
 from .nets import flip_head

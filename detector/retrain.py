@@ -23,7 +23,7 @@ from .artifact import WEIGHTS, Detector, load
 from .atomic import write_json, write_text
 from .augment import AugmentConfig
 from .harden import (CHECKPOINT_DIR, REPLAY_FILE, HardenConfig, SplitMetrics, Splits, calibrate_and_evaluate,
-                     collect_logits, evaluate, fingerprint, format_metrics, load_replay, save_replay, split_tensor,
+                     collect_logits, evaluate, fingerprint, load_replay, save_replay, split_tensor,
                      train_detector)
 
 __all__ = ["RetrainConfig", "RetrainResult", "retrain", "load_folder_images", "format_table"]

@@ -59,8 +59,7 @@ class HealthEvent:
 
 
 def _pairwise(f: torch.Tensor) -> torch.Tensor:
-    d = torch.cdist(f.double(), f.double())
-    return d
+    return torch.cdist(f.double(), f.double())
 
 
 class DiversityProbe:
@@ -86,7 +85,7 @@ class DiversityProbe:
 
     @torch.no_grad()
     def __call__(self, fake: torch.Tensor) -> dict:
-        d = _pairwise(self.features(fake))
+        d = _pairwise(self.features(fake))  # (N, N)
         n = len(d)
         div = float(d.sum() / (n * (n - 1)))
         nn_d = (d + torch.eye(n, dtype=d.dtype) * 1e12).min(1).values
@@ -215,8 +214,8 @@ def plot_health(records: list[dict], path) -> None:
         ax2.plot([r["step"] for r in qual], [r["precision"] for r in qual], "g--", label="precision")
         ax2.plot([r["step"] for r in qual], [r["recall"] for r in qual], "r--", label="recall")
         ax2.set_ylim(0, 1)
-        ax2.legend(fontsize=8, loc="upper center")
-        ax.legend(fontsize=8)
+        ax2.legend(fontsize=8, loc="center right")
+        ax.legend(fontsize=8, loc="upper right")
     ax.set_title("quality (FD-FMNIST, precision/recall)")
     for a in axes.flat:
         a.set_xlabel("step")

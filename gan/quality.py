@@ -28,7 +28,7 @@ from torch import nn
 
 from detector.atomic import save_safetensors
 
-__all__ = ["METRIC_NAME", "FeatureNet", "Quality", "QualityMeter", "feature_net", "frechet_distance",
+__all__ = ["METRIC_NAME", "FeatureNet", "Quality", "QualityMeter", "feature_net", "frechet_distance", "gaussian",
            "precision_recall", "to_feature_input", "FEATURE_NET_FILE"]
 
 METRIC_NAME = "FD-FMNIST"
@@ -124,13 +124,19 @@ def _try_save(net: nn.Module, path: Path) -> None:
         pass  # read-only cache: fine, it is rebuilt deterministically
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to feature sets ``a`` (N, D) and ``b`` (M, D)."""
+def gaussian(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of a feature set ``(N, D)`` (float64)."""
+    a = np.asarray(a, dtype=np.float64)
+    return a.mean(0), np.cov(a, rowvar=False)
+
+
+def frechet_distance(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
+    """Fréchet distance between Gaussians fitted to feature sets ``a`` (N, D) and ``b`` (M, D)
+    (either may be given as a precomputed ``(mean, cov)`` pair from :func:`gaussian`)."""
     from scipy import linalg
 
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    mu1, s1 = a if isinstance(a, tuple) else gaussian(a)
+    mu2, s2 = b if isinstance(b, tuple) else gaussian(b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
@@ -143,13 +149,18 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def _knn_radii(f: torch.Tensor, k: int) -> torch.Tensor:
     d = torch.cdist(f, f)
-    return d.kthvalue(k + 1, dim=1).values  # k+1: the point itself is at distance 0
+    return d.topk(k + 1, dim=1, largest=False).values[:, k]  # k+1: the point itself is at distance 0
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019) of ``fake`` w.r.t. ``real`` features."""
-    real, fake = real.double(), fake.double()
-    r_real, r_fake = _knn_radii(real, k), _knn_radii(fake, k)
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3,
+                     real_radii: torch.Tensor | None = None) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of ``fake`` w.r.t. ``real`` features.
+
+    ``real_radii``: the k-NN radii of ``real`` if already computed (they depend on ``real`` only).
+    """
+    real, fake = real.float(), fake.float()
+    r_real = _knn_radii(real, k) if real_radii is None else real_radii.float()
+    r_fake = _knn_radii(fake, k)
     d = torch.cdist(fake, real)  # (M, N)
     precision = (d <= r_real.unsqueeze(0)).any(dim=1).double().mean().item()
     recall = (d.T <= r_fake.unsqueeze(0)).any(dim=1).double().mean().item()
@@ -174,6 +185,8 @@ class QualityMeter:
     def __init__(self, net: FeatureNet, real: torch.Tensor, k: int = 3) -> None:
         self.net, self.k = net.eval(), k
         self.real_features = self.features(real)
+        self.real_gaussian = gaussian(self.real_features.numpy())
+        self.real_radii = _knn_radii(self.real_features, k)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
@@ -186,11 +199,17 @@ class QualityMeter:
                           for i in range(0, len(images), batch)])
 
     def coverage(self, images: torch.Tensor) -> float:
-        counts = torch.bincount(self.classes(images), minlength=10).float()
-        return float((counts >= max(1.0, 0.01 * len(images))).float().mean())
+        return self._coverage(self.classes(images))
+
+    @staticmethod
+    def _coverage(classes: torch.Tensor) -> float:
+        counts = torch.bincount(classes, minlength=10).float()
+        return float((counts >= max(1.0, 0.01 * len(classes))).float().mean())
 
     def __call__(self, fake: torch.Tensor) -> Quality:
         f = self.features(fake)
-        fd = frechet_distance(self.real_features.numpy(), f.numpy())
-        p, r = precision_recall(self.real_features, f, self.k)
-        return Quality(fd=fd, precision=p, recall=r, coverage=self.coverage(fake), n=len(fake))
+        with torch.no_grad():
+            cov = self._coverage(self.net.head(f).argmax(1))
+        fd = frechet_distance(self.real_gaussian, f.numpy())
+        p, r = precision_recall(self.real_features, f, self.k, real_radii=self.real_radii)
+        return Quality(fd=fd, precision=p, recall=r, coverage=cov, n=len(fake))

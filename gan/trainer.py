@@ -101,6 +101,7 @@ class GanConfig:
     sample_every: int = 0  # 0: once per epoch
     quality_every: int = 0  # 0: once per epoch; < 0: never (except at the end)
     quality_samples: int = 1000
+    quality_ref: int = 2000  # real reference images for FD-FMNIST (held-out test split for fashion-mnist)
     zoo_fractions: tuple = (0.25, 0.5, 1.0)  # early, middle, late
     progress: bool = True
     health_plot: bool = True  # write health.png at the end
@@ -115,7 +116,7 @@ class GanConfig:
         if self.channels not in (1, 3):
             errs.append(f"channels must be 1 or 3, not {self.channels}")
         for name in ("steps", "batch_size", "z_dim", "g_width", "d_width", "d_steps", "health_every", "health_window",
-                     "checkpoint_every", "quality_samples"):
+                     "checkpoint_every", "quality_samples", "quality_ref"):
             if int(getattr(self, name)) < 1:
                 errs.append(f"{name} must be >= 1, not {getattr(self, name)}")
         if self.batch_size < 2:
@@ -228,8 +229,8 @@ def _load_data(config: GanConfig) -> tuple[torch.Tensor, torch.Tensor, bool]:
         ref = open_source(config.data, size=config.image_size, channels=config.channels, split="test").images
     else:
         g = torch.Generator().manual_seed(12345)
-        ref = train[torch.randperm(len(train), generator=g)[:2000]]
-    return train.contiguous(), ref[:2000].contiguous(), labelled
+        ref = train[torch.randperm(len(train), generator=g)[:config.quality_ref]]
+    return train.contiguous(), ref[:config.quality_ref].contiguous(), labelled
 
 
 def _epoch_perm(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -266,8 +267,9 @@ class _Run:
         self.G = to_channels_last(G.to(self.device), self.device)
         self.D = to_channels_last(create_network("dcgan_d", **config.discriminator_args()).to(self.device), self.device)
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
+        fused = {"foreach": True}  # one multi-tensor kernel per step instead of one per parameter
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas, **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas, **fused)
         self.loss = create_loss(config.loss, **({"gp_weight": config.gp_weight} if config.loss == "wgan_gp" else {}))
         self.rng = torch.Generator().manual_seed(config.seed)  # all training noise comes from here
         self.step = 0
@@ -434,7 +436,10 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
             loss_d.backward()
             grad_d = _grad_norm(D.parameters()) if check and k == c.d_steps - 1 else None
             run.opt_d.step()
-        # ---- G update (reuses the last fake batch, as in the DCGAN reference)
+        # ---- G update (reuses the last fake batch, as in the DCGAN reference). D's parameters are
+        # frozen meanwhile: their gradients would be thrown away, so autograd skips computing them
+        # (under DDP no D gradient hook fires, so nothing is all-reduced for D either).
+        D.requires_grad_(False)
         with autocast(dev, use_amp):
             lg = D(run.noisy(fake, sigma)).float()
             loss_g = run.loss.g_loss(lg)
@@ -452,6 +457,7 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
         if step == 0:  # the untrained D's signal is the reference a vanishing gradient is judged against
             run.monitor.observe_grad(grad_g_minimax)
         loss_g.backward()
+        D.requires_grad_(True)
         grad_g = _grad_norm(G.parameters()) if check else None
         run.opt_g.step()
         run.step += 1

@@ -84,7 +84,8 @@ def test_penalties_are_differentiable_and_zero_for_linear_unit_critic():
 def test_each_generator_and_loss_trains_without_nan(generator, loss, tmp_path):
     extra = {"label_smoothing": 0.1} if loss == "bce" else {}
     cfg = tiny_config(generator=generator, loss=loss, steps=4, r1=1.0 if loss == "hinge" else 0.0,
-                      spectral_norm=loss == "hinge", instance_noise=0.1, **extra)
+                      spectral_norm=loss == "hinge", instance_noise=0.1, d_steps=2 if loss == "wgan_gp" else 1,
+                      spectral_loss=0.5 if generator == "upconv" else 0.0, **extra)
     res = train(cfg, tmp_path / "run")
     assert res.steps == 4
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -109,3 +110,13 @@ def test_config_rejects_bad_values():
         GanConfig(lr_d=0)
     with pytest.raises(ValueError, match="wgan_gp with batch norm"):
         GanConfig(loss="wgan_gp", d_norm="batch")
+
+
+def test_cli_help_has_examples():
+    from click.testing import CliRunner
+
+    from unmask.cli import main
+
+    for args in (["gan"], ["gan", "train"], ["gan", "sample"], ["gan", "zoo"]):
+        r = CliRunner().invoke(main, args + ["--help"])
+        assert r.exit_code == 0 and "Example:" in r.output, args

@@ -55,14 +55,16 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import cmd_data, cmd_detector, cmd_gan, cmd_video
+    from . import cmd_data, cmd_demo, cmd_detector, cmd_eval, cmd_gan, cmd_video
 
     main.add_command(cmd_data.data)
-    main.add_command(cmd_data.demo)
+    main.add_command(cmd_demo.demo)
     main.add_command(cmd_gan.gan)
     main.add_command(cmd_video.video)
     for cmd in (cmd_detector.harden, cmd_detector.export, cmd_detector.scan, cmd_detector.retrain):
         main.add_command(cmd)
+    main.add_command(cmd_eval.eval_cmd)
+    main.add_command(cmd_eval.eval_matrix)
 
 
 _register()

@@ -1,0 +1,149 @@
+"""Cross-generator matrix: one detector per generator, each tested on every generator.
+
+Row ``i`` is the detector fitted on generator ``i``'s training fakes (plus real training images);
+column ``j`` is its AUC on generator ``j``'s held-out fakes against the held-out real images. The
+diagonal is in-distribution; everything off it answers "does it work on a generator it never saw?"
+(the transfer question of Wang et al., CVPR 2020, and of CNNDetection's users).
+
+The fitting is a callable, ``fit_detector(real_train, fake_train) -> Detector``, so this module does
+not depend on how detectors are made: the CLI passes unmask's hardening, tests pass a tiny trainer.
+:func:`finetune_detector` is a minimal trainer (binary cross-entropy fine-tuning of a copy of a base
+detector, or of a fresh ``dcgan_d``) for folder inputs.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from detector.artifact import Detector, spec_for_network
+from detector.nets import create_network
+from detector.preprocess import fit, normalize
+
+from .metrics import auc_fast
+from .scoring import score_images
+
+__all__ = ["FitDetector", "MatrixResult", "split_train_test", "cross_generator_matrix", "finetune_detector",
+           "FinetuneConfig"]
+
+FitDetector = Callable[[torch.Tensor, torch.Tensor], Detector]
+
+
+@dataclass(frozen=True)
+class MatrixResult:
+    names: list              # generator names: rows (trained on) and columns (tested on)
+    auc: list                # auc[i][j]: detector fitted on names[i], tested on names[j]
+    accuracy: list           # same layout, at each detector's own threshold
+    n_train: dict            # name -> number of training fakes
+    n_test: dict             # name -> number of test fakes; "real" -> number of test reals
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def off_diagonal_mean(self) -> float:
+        a = np.asarray(self.auc, dtype=np.float64)
+        n = len(a)
+        return float((a.sum() - np.trace(a)) / (n * n - n)) if n > 1 else float("nan")
+
+
+def split_train_test(images: Sequence[torch.Tensor] | torch.Tensor, test_fraction: float = 0.5, seed: int = 0
+                     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Seeded random split into (train, test) lists; both non-empty."""
+    n = len(images)
+    if n < 2:
+        raise ValueError(f"need at least 2 images to split into train and test, got {n}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), not {test_fraction}")
+    perm = np.random.default_rng(seed).permutation(n)
+    k = min(n - 1, max(1, round(n * test_fraction)))
+    return [images[i] for i in perm[k:]], [images[i] for i in perm[:k]]
+
+
+def _stack(images: Sequence[torch.Tensor], size: int, channels: int) -> torch.Tensor:
+    """Fit native-size images to ``(N, C, S, S)`` training inputs (centre crop, no stretching)."""
+    return torch.stack([fit(im, size, channels, "crop") for im in images])
+
+
+def cross_generator_matrix(real_train: Sequence[torch.Tensor], real_test: Sequence[torch.Tensor],
+                           fakes: dict[str, tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]],
+                           fit_detector: FitDetector, size: int, channels: int, progress: bool = True
+                           ) -> MatrixResult:
+    """Fit one detector per entry of ``fakes`` (name -> (train, test)) and test it on all of them.
+
+    ``fit_detector`` receives ``(N, C, size, size)`` tensors in [0, 1]; testing scores the native
+    test images through each detector's own preprocessing.
+    """
+    if len(fakes) < 2:
+        raise ValueError(f"a cross-generator matrix needs at least 2 generators, got {len(fakes)}")
+    if len(real_train) == 0 or len(real_test) == 0:
+        raise ValueError("a cross-generator matrix needs real training and real test images")
+    names = list(fakes)
+    xr = _stack(real_train, size, channels)
+    auc = [[0.0] * len(names) for _ in names]
+    acc = [[0.0] * len(names) for _ in names]
+    for i, a in enumerate(tqdm(names, desc="matrix", disable=not progress, leave=False)):
+        det = fit_detector(xr, _stack(fakes[a][0], size, channels))
+        thr = det.spec.threshold
+        sr = score_images(det, list(real_test))
+        for j, b in enumerate(names):
+            sf = score_images(det, list(fakes[b][1]))
+            y = np.concatenate([np.zeros(len(sr), np.int64), np.ones(len(sf), np.int64)])
+            s = np.concatenate([sr, sf])
+            auc[i][j] = auc_fast(y, s)
+            acc[i][j] = float(((s >= thr) == (y == 1)).mean())
+    return MatrixResult(names, auc, acc, {k: len(v[0]) for k, v in fakes.items()},
+                        {"real": len(real_test), **{k: len(v[1]) for k, v in fakes.items()}})
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Minimal detector fitting for the matrix when no hardening pipeline is used."""
+
+    steps: int = 200
+    batch_size: int = 64
+    lr: float = 2e-4
+    seed: int = 0
+    width: int = 32            # for a fresh dcgan_d (no base detector)
+    device: str = "cpu"
+
+
+def finetune_detector(real: torch.Tensor, fake: torch.Tensor, base: Detector | None = None,
+                      config: FinetuneConfig = FinetuneConfig()) -> Detector:
+    """Binary cross-entropy training (fake = 1) of a copy of ``base`` (or a fresh ``dcgan_d``) on
+    ``(N, C, S, S)`` real and fake tensors; the threshold stays 0.5 (not chosen on data)."""
+    if len(real) == 0 or len(fake) == 0:
+        raise ValueError("fine-tuning needs real and fake images")
+    torch.manual_seed(config.seed)
+    if base is not None:
+        net, spec = copy.deepcopy(base.net), base.spec
+    else:
+        size, ch = int(real.shape[-1]), int(real.shape[1])
+        args = dict(in_channels=ch, image_size=size, width=config.width, norm="batch")
+        net = create_network("dcgan_d", **args)
+        spec = spec_for_network("dcgan_d", args, size, ch, policy="resize")
+    dev = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if config.device == "auto" else config.device))
+    net.to(dev).train()
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    x = torch.cat([real, fake])
+    y = torch.cat([torch.zeros(len(real)), torch.ones(len(fake))])
+    g = torch.Generator().manual_seed(config.seed)
+    for _ in range(config.steps):
+        idx = torch.randint(0, len(x), (min(config.batch_size, len(x)),), generator=g)
+        xb = normalize(x[idx], spec.mean, spec.std).to(dev)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb), y[idx].to(dev))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    prov = dict(spec.provenance)
+    prov["matrix_finetune"] = {"steps": config.steps, "lr": config.lr, "seed": config.seed,
+                               "n_real": len(real), "n_fake": len(fake)}
+    from dataclasses import replace
+
+    return Detector(net.cpu(), replace(spec, provenance=prov, threshold=0.5,
+                                       threshold_rule="default 0.5 (matrix fine-tune)"), "cpu")

@@ -1,0 +1,152 @@
+"""Robustness matrix: how a detector's AUC, accuracy and verdicts move under everyday image
+processing (JPEG re-compression, blur, down-and-up scaling, sensor-like noise), applied to real and
+fake images alike.
+
+The perturbation set follows the post-processing study of Wang et al., "CNN-generated images are
+surprisingly easy to spot... for now", CVPR 2020 (JPEG and Gaussian blur), extended with the
+resize and noise that NPR's users report (Tan et al., CVPR 2024, issue #9 and #23).
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from detector.decode import decode_bytes
+from detector.imageio import to_uint8
+from detector.preprocess import resize
+from detector.registry import Registry
+
+from .metrics import MetricError, auc_fast
+
+__all__ = ["PERTURBATIONS", "DEFAULT_PERTURBATIONS", "perturb", "RobustnessRow", "RobustnessResult",
+           "evaluate_robustness", "jpeg", "gaussian_blur", "downscale", "gaussian_noise"]
+
+Perturbation = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
+PERTURBATIONS: Registry[Perturbation] = Registry("perturbation")
+
+
+def jpeg(img: torch.Tensor, quality: int) -> torch.Tensor:
+    """Re-encode ``(C, H, W)`` in [0, 1] as a JPEG of ``quality`` (Pillow, 4:2:0) and decode it."""
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(img)).save(buf, format="JPEG", quality=quality)
+    return decode_bytes(buf.getvalue(), channels=img.shape[0])
+
+
+def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur with kernel ``2 * ceil(3 sigma) + 1`` and reflected borders (OpenCV)."""
+    k = 2 * math.ceil(3 * sigma) + 1
+    a = img.permute(1, 2, 0).numpy().astype(np.float32)  # (H, W, C)
+    b = cv2.GaussianBlur(a, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+    if b.ndim == 2:
+        b = b[..., None]
+    return torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1).clamp(0, 1)
+
+
+def downscale(img: torch.Tensor, factor: float) -> torch.Tensor:
+    """Resize by ``factor`` (antialiased bilinear) and back to the original size."""
+    _, h, w = img.shape
+    small = resize(img, max(1, round(h * factor)), max(1, round(w * factor)))
+    return resize(small, h, w)
+
+
+def gaussian_noise(img: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:
+    """Add i.i.d. N(0, sigma^2) noise per pixel and clip to [0, 1]."""
+    n = torch.from_numpy(rng.normal(0.0, sigma, size=tuple(img.shape)).astype(np.float32))
+    return (img + n).clamp(0, 1)
+
+
+def _register(name: str, fn: Perturbation) -> None:
+    PERTURBATIONS.register(name)(lambda: fn)
+
+
+_register("jpeg_q90", lambda im, rng: jpeg(im, 90))
+_register("jpeg_q75", lambda im, rng: jpeg(im, 75))
+_register("jpeg_q50", lambda im, rng: jpeg(im, 50))
+_register("blur_s1", lambda im, rng: gaussian_blur(im, 1.0))
+_register("blur_s2", lambda im, rng: gaussian_blur(im, 2.0))
+_register("downscale_0_5", lambda im, rng: downscale(im, 0.5))
+_register("noise_s0_05", lambda im, rng: gaussian_noise(im, 0.05, rng))
+
+DEFAULT_PERTURBATIONS = ("jpeg_q90", "jpeg_q75", "jpeg_q50", "blur_s1", "blur_s2", "downscale_0_5", "noise_s0_05")
+
+
+def perturb(name: str, images: Sequence[torch.Tensor], seed: int = 0) -> list[torch.Tensor]:
+    """Apply the registered perturbation ``name`` to every image (seeded where random)."""
+    fn = PERTURBATIONS.create(name)
+    rng = np.random.default_rng(seed)
+    return [fn(im, rng) for im in images]
+
+
+@dataclass(frozen=True)
+class RobustnessRow:
+    perturbation: str
+    auc: float                 # real vs all fakes
+    accuracy: float            # at the detector's threshold
+    flip_rate: float           # fraction of all images whose verdict differs from the clean one
+    flip_rate_real: float
+    flip_rate_fake: float
+    auc_per_set: dict          # fake set name -> AUC against the (perturbed) real set
+    accuracy_per_set: dict
+
+
+@dataclass(frozen=True)
+class RobustnessResult:
+    threshold: float
+    rows: list                 # RobustnessRow, the first one is "clean"
+
+    def to_json(self) -> dict:
+        return {"threshold": self.threshold, "rows": [asdict(r) for r in self.rows]}
+
+    def row(self, name: str) -> RobustnessRow:
+        for r in self.rows:
+            if r.perturbation == name:
+                return r
+        raise KeyError(name)
+
+
+def _row(name: str, real: np.ndarray, fakes: dict[str, np.ndarray], thr: float,
+         clean_real: np.ndarray, clean_fakes: dict[str, np.ndarray]) -> RobustnessRow:
+    all_fake = np.concatenate(list(fakes.values()))
+    y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(all_fake), np.int64)])
+    s = np.concatenate([real, all_fake])
+    clean_all = np.concatenate([clean_real, *clean_fakes.values()])
+    flips = (s >= thr) != (clean_all >= thr)
+    auc_set, acc_set = {}, {}
+    for k, f in fakes.items():
+        ys = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(f), np.int64)])
+        ss = np.concatenate([real, f])
+        auc_set[k] = auc_fast(ys, ss)
+        acc_set[k] = float(((ss >= thr) == (ys == 1)).mean())
+    return RobustnessRow(name, auc_fast(y, s), float(((s >= thr) == (y == 1)).mean()), float(flips.mean()),
+                         float(flips[:len(real)].mean()), float(flips[len(real):].mean()), auc_set, acc_set)
+
+
+def evaluate_robustness(score: Callable[[Sequence[torch.Tensor]], np.ndarray], real: Sequence[torch.Tensor],
+                        fakes: dict[str, Sequence[torch.Tensor]], threshold: float,
+                        perturbations: Sequence[str] = DEFAULT_PERTURBATIONS, seed: int = 0,
+                        clean_scores: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+                        progress: bool = True) -> RobustnessResult:
+    """Score clean and perturbed copies of every image with ``score`` (images -> P(fake))."""
+    if len(real) == 0 or not fakes or any(len(v) == 0 for v in fakes.values()):
+        raise MetricError("the robustness matrix needs real images and at least one non-empty fake set")
+    for p in perturbations:
+        PERTURBATIONS.get(p)  # unknown names fail before any work
+    if clean_scores is None:
+        clean_real, clean_fakes = score(real), {k: score(v) for k, v in fakes.items()}
+    else:
+        clean_real, clean_fakes = clean_scores
+    rows = [_row("clean", clean_real, clean_fakes, threshold, clean_real, clean_fakes)]
+    for j, p in enumerate(tqdm(perturbations, desc="robustness", disable=not progress, leave=False)):
+        # a distinct, fixed seed per perturbation and per set keeps every run reproducible
+        r = score(perturb(p, real, seed + 1000 * j))
+        f = {k: score(perturb(p, v, seed + 1000 * j + 1 + i)) for i, (k, v) in enumerate(fakes.items())}
+        rows.append(_row(p, r, f, threshold, clean_real, clean_fakes))
+    return RobustnessResult(float(threshold), rows)
