@@ -83,7 +83,9 @@ def _mosaic_video(path: Path, tiles_per_frame: torch.Tensor, fps: float = 12.0) 
     from detector.imageio import to_uint8
 
     t = tiles_per_frame.shape[0]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (112, 112))
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # OpenCV picks the container from the suffix
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (112, 112))
     if not writer.isOpened():
         raise RuntimeError(f"cannot write {path} with OpenCV's MJPG encoder")
     try:
@@ -93,8 +95,11 @@ def _mosaic_video(path: Path, tiles_per_frame: torch.Tensor, fps: float = 12.0) 
                 y, x = divmod(k, 4)
                 grid[y * 28:(y + 1) * 28, x * 28:(x + 1) * 28] = to_uint8(tiles_per_frame[f, k])
             writer.write(cv2.cvtColor(grid, cv2.COLOR_GRAY2BGR))
+        writer.release()
+        os.replace(tmp, path)  # complete videos only: a crash leaves at most the hidden temp file
     finally:
         writer.release()
+        tmp.unlink(missing_ok=True)
     return path
 
 
