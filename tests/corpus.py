@@ -10,10 +10,9 @@ import zlib
 from pathlib import Path
 
 import cv2
-import numpy as np
 from PIL import Image
 
-__all__ = ["enc", "png_bytes", "bomb_png", "write_video", "patch_avi_count"]
+__all__ = ["bomb_png", "enc", "patch_avi_count", "png_bytes", "write_video"]
 
 
 def enc(img: Image.Image, fmt: str, **kw) -> bytes:
