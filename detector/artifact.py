@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .device import resolve_device
+from .device import autocast, resolve_device
 from .atomic import save_safetensors, write_json
 from .nets import NETWORKS
 from .preprocess import POLICIES, fit, normalize, tiles
@@ -176,6 +176,9 @@ class Detector:
         self.net, self.spec = net, spec
         self.device = resolve_device(device)
         self.net.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.net.to(memory_format=torch.channels_last)
+        self.amp = False  # set True for bfloat16 autocast on CUDA (see detector.device.amp_enabled)
 
     # ------------------------------------------------------------ construction / persistence
     @classmethod
@@ -184,7 +187,9 @@ class Detector:
         return cls(NETWORKS.create(spec.architecture, **spec.arch_args), spec, device)
 
     def with_spec(self, **changes: Any) -> "Detector":
-        return Detector(self.net, replace(self.spec, **changes), self.device)
+        d = Detector(self.net, replace(self.spec, **changes), self.device)
+        d.amp = self.amp
+        return d
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``model.safetensors`` then ``detector.json`` (each atomically) into ``directory``.
@@ -218,7 +223,10 @@ class Detector:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, S, S)`` in [0, 1] -> raw logits ``(B,)`` (before temperature)."""
         x = normalize(x.to(self.device, torch.float32), self.spec.mean, self.spec.std)
-        return self.net(x).float().cpu()
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.amp):
+            return self.net(x).float().cpu()
 
     def score_batch(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, S, S)`` in [0, 1] -> calibrated probabilities of "fake" ``(B,)``."""

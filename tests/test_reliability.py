@@ -316,7 +316,7 @@ ALLOWED = {
     ("detector/export.py", "prog.save(str(tmp))"): "exporter writes a hidden temp, copied atomically by write_bytes",
     ("detector/export.py", "torch.export.save(ep, str(tmp))"): "same: hidden temp, then atomic write_bytes",
     ("detector/export.py", "onnx.save(model, str(path))"): "_stamp_onnx rewrites that hidden temp file only",
-    ("unmask/demo.py", "cv2.VideoWriter(str(tmp),"): "demo video written to a temp file, os.replace'd",
+    ("unmask/synth.py", "cv2.VideoWriter(str(tmp),"): "synthetic video written to a temp file, os.replace'd",
 }
 IN_MEMORY = re.compile(r"savefig\(buf|\.save\(buf")
 
@@ -451,16 +451,28 @@ def test_video_output_names_come_from_index_and_sanitised_path(name):
     assert "/" not in vid and ".." not in vid.split("-", 1)[1][:2]
 
 
-def test_demo_video_written_by_rename_and_nothing_left_on_failure(tmp_path):
-    from unmask.demo import _mosaic_video
+def test_synthetic_video_written_by_rename_and_nothing_left_on_failure(tmp_path, monkeypatch, real_images):
+    import unmask.synth as synth
 
-    p = _mosaic_video(tmp_path / "clip.avi", torch.rand(5, 16, 1, 28, 28))
-    cap = cv2.VideoCapture(str(p))
+    truth = synth.splice_video(tmp_path / "clip.avi", real_images[:20], real_images[20:30], frames=5, grid=2)
+    cap = cv2.VideoCapture(str(tmp_path / "clip.avi"))
     n = 0
     while cap.read()[0]:
         n += 1
     cap.release()
-    assert n == 5 and sorted(x.name for x in tmp_path.iterdir()) == ["clip.avi"]
-    with pytest.raises(IndexError):
-        _mosaic_video(tmp_path / "broken.avi", torch.rand(2, 3, 1, 28, 28))  # fails once the file is open
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["clip.avi"]  # no torn video, no temp file
+    assert n == truth["frames"] == 5
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["clip.avi", "clip.avi.truth.json"]
+    calls = []
+    real_to_uint8 = synth.to_uint8
+
+    def failing(img):  # the disk fills up after a few frames
+        calls.append(1)
+        if len(calls) > 6:
+            raise OSError(28, "No space left on device (simulated)")
+        return real_to_uint8(img)
+
+    monkeypatch.setattr(synth, "to_uint8", failing)
+    with pytest.raises(OSError, match="simulated"):
+        synth.splice_video(tmp_path / "broken.avi", real_images[:20], None, frames=5, grid=2)
+    assert len(calls) == 7  # it failed mid-video, with the temp file open
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["clip.avi", "clip.avi.truth.json"]

@@ -1,7 +1,6 @@
 """`unmask scan`: one correct row per file over good, bad, nested and large inputs; resumable."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
