@@ -452,7 +452,7 @@ def test_video_output_names_come_from_index_and_sanitised_path(name):
 
 
 def test_synthetic_video_written_by_rename_and_nothing_left_on_failure(tmp_path, monkeypatch, real_images):
-    import unmask.synth as synth
+    from unmask import synth
 
     truth = synth.splice_video(tmp_path / "clip.avi", real_images[:20], real_images[20:30], frames=5, grid=2)
     cap = cv2.VideoCapture(str(tmp_path / "clip.avi"))
