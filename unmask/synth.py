@@ -39,6 +39,7 @@ def splice_video(path: str | os.PathLike, real: torch.Tensor, fakes: torch.Tenso
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (side, side))
     if not writer.isOpened():
         raise RuntimeError(f"cannot write {path}: OpenCV's MJPG encoder is unavailable")
+    done = False
     try:
         for f in range(frames):
             cells = real[torch.randint(0, n, (grid * grid,), generator=g)]
@@ -50,8 +51,11 @@ def splice_video(path: str | os.PathLike, real: torch.Tensor, fakes: torch.Tenso
                 a = to_uint8(img)
                 mosaic[y * s:(y + 1) * s, x * s:(x + 1) * s] = a[..., None] if a.ndim == 2 else a[..., ::-1]
             writer.write(mosaic)
+        done = True
     finally:
         writer.release()
+        if not done:
+            tmp.unlink(missing_ok=True)  # a failed write leaves neither a torn video nor its temp file
     os.replace(tmp, path)
     truth = {"video": str(path), "frames": frames, "fps": fps, "fake_frames": [lo, hi],
              "tile": list(tile), "box_yxhw": [tile[0] * s, tile[1] * s, s, s], "grid": grid, "seed": seed}
