@@ -1,6 +1,6 @@
 """Folder scan throughput vs merely decoding the same files with the same loader.
 
-Both sides use the same DataLoader settings (workers, batch size) over the same PNG files; the
+Both sides (10,000 files; 300 with ``tiny``) use the same DataLoader settings (workers, batch size) over the same PNG files; the
 scan also preprocesses, runs the default-size ``dcgan_d`` detector and writes one CSV row per
 file. Target: scan images/s >= 0.7 x decode-only images/s (per-file overhead stays small).
 """
@@ -36,8 +36,8 @@ def _collate(items):
     return items
 
 
-def make_files(root: Path, n: int, seed: int = 0) -> list[str]:
-    """``n`` 28x28 grey PNGs (embedded Fashion-MNIST test images, repeated)."""
+def make_files(root: Path, n: int, seed: int = 0, per_dir: int = 1000) -> list[str]:
+    """``n`` 28x28 grey PNGs (embedded Fashion-MNIST test images, repeated), ``per_dir`` per folder."""
     from detector.data import load_fashion_mnist
 
     imgs = load_fashion_mnist("test", variant="embedded").images
@@ -48,7 +48,7 @@ def make_files(root: Path, n: int, seed: int = 0) -> list[str]:
         blobs.append(buf.getvalue())
     files = []
     for i in range(n):
-        d = root / f"d{i // 1000:03d}"
+        d = root / f"d{i // per_dir:03d}"
         d.mkdir(parents=True, exist_ok=True)
         p = d / f"{i:06d}.png"
         p.write_bytes(blobs[i % len(blobs)])
@@ -63,7 +63,7 @@ def run(tiny: bool = False, workers: int = 2, batch_size: int = 64) -> dict:
 
     pin_threads(1)
     torch.manual_seed(0)
-    n = 300 if tiny else 4000
+    n = 300 if tiny else 10_000
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         files = make_files(root / "imgs", n)
@@ -84,9 +84,11 @@ def run(tiny: bool = False, workers: int = 2, batch_size: int = 64) -> dict:
                      log=lambda m: None)
             assert r.n_files == n and r.n_errors == 0
 
-        rep = 1 if tiny else 3
-        t_dec = best_of(decode_only, rep)
-        t_scan = best_of(do_scan, rep)
+        # Alternate the two (best of each) so that a burst of load from other jobs hits both alike.
+        t_dec = t_scan = float("inf")
+        for _ in range(1 if tiny else 3):
+            t_dec = min(t_dec, best_of(decode_only, 1))
+            t_scan = min(t_scan, best_of(do_scan, 1))
     return {"files": n, "workers": workers, "batch_size": batch_size, "decode_images_per_s": n / t_dec,
             "scan_images_per_s": n / t_scan, "ratio": t_dec / t_scan}
 
