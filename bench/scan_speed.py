@@ -33,7 +33,8 @@ class _DecodeOnly(Dataset):
 
 
 def _collate(items):
-    return items
+    """The scan's own transfer (detector.scan._collate): one concatenated tensor per batch."""
+    return torch.stack(items)
 
 
 def make_files(root: Path, n: int, seed: int = 0, per_dir: int = 1000) -> list[str]:
