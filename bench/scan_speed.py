@@ -7,11 +7,9 @@ file. Target: scan images/s >= 0.7 x decode-only images/s (per-file overhead sta
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset

@@ -17,6 +17,12 @@ Training checkpoints (weights, optimiser, step) live beside the artifact under
 ``detector.json``) is written only once training is done, so a crash never leaves one that loads.
 Each step draws its batch and augmentations from an RNG seeded by ``(seed, step)``, so a resumed
 run follows the same path as an uninterrupted one.
+
+Under ``torchrun`` the network is wrapped in DistributedDataParallel (gradients averaged over
+ranks); ``batch_size`` is the global batch, drawn from the step's seed and shared round-robin
+over the ranks (each rank augments its share with its own RNG); rank 0 alone writes checkpoints,
+plots and the artifact. Checkpoints hold no per-rank state, so a run resumes under any number of
+processes.
 """
 from __future__ import annotations
 
@@ -34,9 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed as dist_
 from .artifact import Detector, DetectorSpec
-from .atomic import save_safetensors, torch_save, write_json, write_text
+from .atomic import save_safetensors, torch_save, write_json
 from .augment import AugmentConfig, augment_batch
+from .device import amp_enabled, autocast, resolve_device, to_channels_last
 from .nets import flip_head
 from .preprocess import normalize
 
@@ -81,6 +89,7 @@ class HardenConfig:
     eval_batch: int = 512
     replay_per_generator: int = 1024  # fakes per generator (and per split) kept for retraining
     device: str = "cpu"
+    amp: bool = False                # bfloat16 autocast on CUDA (ignored, with a note, on CPU)
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -234,7 +243,15 @@ def train_detector(net: nn.Module, real_train: torch.Tensor, fake_train: Mapping
     """
     from tqdm import tqdm
 
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
+    dist_.init(device)
+    rank, world, main = dist_.rank(), dist_.world_size(), dist_.is_main()
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
+                         f"{world} processes")
+    use_amp = amp_enabled(device, config.amp, warn=main)
+    if not main:
+        log = lambda *a, **k: None  # noqa: E731
     names = list(fake_train)
     if not names:
         raise ValueError("no fake images to train on")
@@ -242,7 +259,7 @@ def train_detector(net: nn.Module, real_train: torch.Tensor, fake_train: Mapping
         raise ValueError("every training set needs at least one image")
     w = np.array([float((weights or {}).get(n, 1.0)) for n in names])
     w = w / w.sum()
-    net.to(device)
+    to_channels_last(net.to(device), device)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
     start = 0
     if resume and checkpoint is not None and checkpoint.is_file():
@@ -256,19 +273,27 @@ def train_detector(net: nn.Module, real_train: torch.Tensor, fake_train: Mapping
         log(f"resuming hardening from step {start} ({checkpoint})")
     fakes = [fake_train[n] for n in names]
     half = config.batch_size // 2
+    model = dist_.wrap_ddp(net, device)  # gradients averaged over ranks (the plain net when not distributed)
     net.train()
     bar = tqdm(range(start, config.steps), total=config.steps, initial=start, desc="harden", unit="step",
-               disable=not progress, dynamic_ncols=True)
+               disable=not (progress and main), dynamic_ncols=True)
     running = None
     for step in bar:
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         rng = np.random.default_rng([config.seed, step])
         x, y = _batch(real_train, fakes, w, half, gen)
+        if world > 1:  # this rank's share of the global batch, augmented with its own RNG
+            x, y = x[rank::world], y[rank::world]
+            rng = np.random.default_rng([config.seed, step, rank])
         x = augment_batch(x, config.augment, rng)
         if config.cosine:  # a function of the step alone, so a resumed run gets the same schedule
             for group in opt.param_groups:
                 group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * step / max(1, config.steps)))
-        logits = net(normalize(x.to(device), mean, std))
+        x = normalize(x.to(device), mean, std)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, use_amp):
+            logits = model(x).float()
         loss = F.binary_cross_entropy_with_logits(logits, y.to(device))
         if extra_loss is not None:
             loss = loss + extra_loss(net)
@@ -280,9 +305,12 @@ def train_detector(net: nn.Module, real_train: torch.Tensor, fake_train: Mapping
         if (step + 1) % 20 == 0:
             bar.set_postfix(loss=f"{running:.4f}")
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step + 1, "data_id": data_id},
-                       checkpoint)
+            dist_.broadcast_buffers(net)  # rank 0's BatchNorm statistics everywhere: what is saved is what all hold
+            if main:
+                torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step + 1, "data_id": data_id},
+                           checkpoint)
     bar.close()
+    dist_.broadcast_buffers(net)
     net.eval()
     return start
 
@@ -442,6 +470,10 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
     artifact in ``out``; returns the metrics. ``real`` and each of ``fakes`` are already split."""
     t0 = time.time()
     out = Path(out)
+    dist_.init(resolve_device(config.device))
+    main = dist_.is_main()
+    if not main:
+        log = lambda *a, **k: None  # noqa: E731
     if not fakes:
         raise ValueError("hardening needs at least one set of fake images")
     shapes = {tuple(t.shape[1:]) for sp in [real, *fakes.values()] for t in (sp.train, sp.val, sp.test) if len(t)}
@@ -454,19 +486,22 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
         for split in ("val", "test"):
             if len(getattr(sp, split)) == 0:
                 raise ValueError(f"{name}: the {split} split is empty")
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_DIR / CHECKPOINT_FILE
     if flip:
         flip_head(net)
     spec = DetectorSpec(architecture=architecture, arch_args=dict(arch_args), input_size=h, channels=c,
                         mean=list(mean), std=list(std), policy=policy, tile_aggregate=tile_aggregate)
     spec.validate("harden")
-    data_id = hashlib.sha256(json.dumps({"config": config.to_json(), "arch": architecture, "args": dict(arch_args),
+    settings = {k: v for k, v in config.to_json().items() if k not in ("device", "amp")}  # not the result's
+    data_id = hashlib.sha256(json.dumps({"config": settings, "arch": architecture, "args": dict(arch_args),
                                          "real": fingerprint(real.train),
                                          "fakes": {n: fingerprint(f.train) for n, f in fakes.items()}},
                                         sort_keys=True).encode()).hexdigest()
-    if not resume and ckpt.exists():
+    if main and not resume and ckpt.exists():
         ckpt.unlink()
+    dist_.barrier()  # the stale checkpoint is gone before any rank looks for one
     resumed = train_detector(net, real.train, {n: f.train for n, f in fakes.items()}, config, spec.mean, spec.std,
                              ckpt, resume, data_id=data_id, log=log, progress=progress)
     temperature, threshold, val, test, scores = calibrate_and_evaluate(net, spec, real, fakes, config.target_fpr,
@@ -484,12 +519,14 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
     rule = (f"FPR <= {config.target_fpr:g} on validation real images (n={len(real.val)}); "
             f"validation FPR {val.fpr:.4f}, TPR {val.tpr:.4f}")
     spec = replace(spec, threshold=threshold, threshold_rule=rule, temperature=temperature, provenance=prov)
-    save_replay(out / REPLAY_FILE, real, fakes, config.replay_per_generator, config.seed)
-    write_json(out / "harden_metrics.json", {"val": val.to_json(), "test": test.to_json(),
-                                             "temperature": temperature, "threshold": threshold})
-    _score_plot(out / "scores.png", scores["real"], scores["fakes"], threshold,
-                f"test split: AUC {test.auc:.4f}, FPR {test.fpr:.4f}, TPR {test.tpr:.4f}")
-    Detector(net.cpu(), spec).save(out)  # artifact last: it only exists once everything else is done
+    if main:  # rank 0 alone writes
+        save_replay(out / REPLAY_FILE, real, fakes, config.replay_per_generator, config.seed)
+        write_json(out / "harden_metrics.json", {"val": val.to_json(), "test": test.to_json(),
+                                                 "temperature": temperature, "threshold": threshold})
+        _score_plot(out / "scores.png", scores["real"], scores["fakes"], threshold,
+                    f"test split: AUC {test.auc:.4f}, FPR {test.fpr:.4f}, TPR {test.tpr:.4f}")
+        Detector(net.cpu(), spec).save(out)  # artifact last: it only exists once everything else is done
+    dist_.barrier()  # the artifact is in place before any rank returns
     log(f"detector written to {out} (threshold {threshold:.4f}, temperature {temperature:.3f})")
     return HardenResult(out, threshold, temperature, val, test, config.steps, resumed, time.time() - t0)
 

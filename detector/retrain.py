@@ -23,7 +23,7 @@ from .artifact import WEIGHTS, Detector, load
 from .atomic import write_json, write_text
 from .augment import AugmentConfig
 from .harden import (CHECKPOINT_DIR, REPLAY_FILE, HardenConfig, SplitMetrics, Splits, calibrate_and_evaluate,
-                     collect_logits, evaluate, fingerprint, format_metrics, load_replay, save_replay, split_tensor,
+                     collect_logits, evaluate, fingerprint, load_replay, save_replay, split_tensor,
                      train_detector)
 
 __all__ = ["RetrainConfig", "RetrainResult", "retrain", "load_folder_images", "format_table"]
@@ -43,6 +43,7 @@ class RetrainConfig:
     checkpoint_every: int = 100
     replay_per_generator: int = 1024
     device: str = "cpu"
+    amp: bool = False                # bfloat16 autocast on CUDA (ignored, with a note, on CPU)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.replay_weight < 1.0:
@@ -122,8 +123,15 @@ def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tenso
             log: Callable[[str], None] = print, progress: bool = True) -> RetrainResult:
     """Fine-tune the detector in ``detector_dir`` on ``new_fakes`` (name -> ``(N, C, S, S)`` [0, 1])
     with replay of its old data; write the new artifact (and replay buffer) into ``out``."""
+    from . import distributed as dist_
+    from .device import resolve_device
+
     t0 = time.time()
     src_dir, out = Path(detector_dir), Path(out)
+    dist_.init(resolve_device(config.device))
+    main = dist_.is_main()
+    if not main:
+        log = lambda *a, **k: None  # noqa: E731
     if src_dir.resolve() == out.resolve():
         raise ValueError("--out must differ from the detector being retrained (the old one is kept)")
     old = load(src_dir, config.device)
@@ -158,13 +166,16 @@ def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tenso
     weights.update({n: share_new / len(new_splits) for n in new_splits})
     hc = HardenConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, target_fpr=target_fpr,
                       seed=config.seed, augment=config.augment, checkpoint_every=config.checkpoint_every,
-                      device=config.device)
-    out.mkdir(parents=True, exist_ok=True)
+                      device=config.device, amp=config.amp)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_DIR / "retrain.pt"
     data_id = hashlib.sha256((fingerprint(real.train) + "".join(fingerprint(f.train) for f in all_fakes.values())
-                              + str(asdict(config)) + str(src_dir.resolve())).encode()).hexdigest()
-    if not resume and ckpt.exists():
+                              + str({k: v for k, v in asdict(config).items() if k not in ("device", "amp")})
+                              + str(src_dir.resolve())).encode()).hexdigest()
+    if main and not resume and ckpt.exists():
         ckpt.unlink()
+    dist_.barrier()
     train_detector(net, real.train, {n: f.train for n, f in all_fakes.items()}, hc, spec.mean, spec.std, ckpt,
                    resume, weights=weights, data_id=data_id, log=log, progress=progress)
     temperature, threshold, val, after, _ = calibrate_and_evaluate(net, spec, real, all_fakes, target_fpr,
@@ -187,11 +198,13 @@ def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tenso
     rule = (f"FPR <= {target_fpr:g} on validation real images (n={len(real.val)}) after retraining; "
             f"validation FPR {val.fpr:.4f}, TPR {val.tpr:.4f}")
     new_spec = replace(spec, threshold=threshold, threshold_rule=rule, temperature=temperature, provenance=prov)
-    save_replay(out / REPLAY_FILE, real, all_fakes, config.replay_per_generator, config.seed)
-    write_json(out / "retrain_metrics.json", {"before": before.to_json(), "after": after.to_json(),
-                                              "val": val.to_json(), "new_generators": list(new_splits),
-                                              "old_generators": list(old_fakes)})
-    write_text(out / "retrain_table.txt", table + "\n")
-    Detector(net.cpu(), new_spec).save(out)
+    if main:  # rank 0 alone writes
+        save_replay(out / REPLAY_FILE, real, all_fakes, config.replay_per_generator, config.seed)
+        write_json(out / "retrain_metrics.json", {"before": before.to_json(), "after": after.to_json(),
+                                                  "val": val.to_json(), "new_generators": list(new_splits),
+                                                  "old_generators": list(old_fakes)})
+        write_text(out / "retrain_table.txt", table + "\n")
+        Detector(net.cpu(), new_spec).save(out)
+    dist_.barrier()
     log(f"retrained detector written to {out} (threshold {threshold:.4f}, temperature {temperature:.3f})")
     return RetrainResult(out, before, after, list(new_splits), list(old_fakes), table, time.time() - t0)

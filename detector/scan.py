@@ -11,6 +11,10 @@
   leaves complete rows only. ``resume=True`` re-reads the output, drops any torn trailing record,
   and scans only the files without a row: every file ends up exactly once.
 * Memory stays flat: results are written, not kept (only a ``top``-N heap).
+* Under ``torchrun`` (several processes) the file list is split round-robin over the ranks; each
+  rank streams its rows to its own part file (``.<out name>.parts/rank-R-of-N.<ext>``), then rank 0
+  merges the parts into ``out`` (every file exactly once, in the single-process order) and removes
+  them. ``resume`` continues every shard from the parts, under any number of processes.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import math
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -30,11 +34,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .artifact import Detector, DetectorSpec, aggregate
-from .atomic import write_text
+from .atomic import atomic_open, write_text
 from .decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, UnreadableImage, display_path, read_image
 from .preprocess import fit, resize, tile_grid, tiles
 
-__all__ = ["COLUMNS", "ScanConfig", "ScanResult", "ScanOutputError", "list_inputs", "scan", "read_rows"]
+__all__ = ["COLUMNS", "ScanConfig", "ScanResult", "ScanOutputError", "list_inputs", "scan", "read_rows",
+           "parts_dir"]
 
 COLUMNS = ("path", "score", "label", "threshold", "error", "policy", "n_tiles", "width", "height")
 LABELS = ("real", "fake", "error")
@@ -59,6 +64,7 @@ class ScanConfig:
     extensions: tuple[str, ...] | None = tuple(sorted(IMAGE_EXTENSIONS))  # None: every file
     progress: bool = True
     device: str = "cpu"
+    amp: bool = False                 # bfloat16 autocast on CUDA (the detector's ``amp``; ignored on CPU)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.workers < 0 or self.top < 0 or self.max_tiles < 1 or self.forward_chunk < 1:
@@ -296,7 +302,19 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def scan(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.PathLike,
          config: ScanConfig = ScanConfig(), log=print) -> ScanResult:
-    """Scan ``paths`` with ``detector`` into ``out`` (.csv or .jsonl); see the module docstring."""
+    """Scan ``paths`` with ``detector`` into ``out`` (.csv or .jsonl); see the module docstring.
+
+    Launched by torchrun (after :func:`detector.distributed.init`), each rank scans its shard and
+    rank 0 merges; the result's counts are complete on rank 0 only."""
+    from . import distributed as dist_
+
+    if dist_.is_distributed() and dist_.world_size() > 1:
+        return _scan_distributed(paths, detector, Path(out), config, log)
+    return _scan_local(paths, detector, out, config, log)
+
+
+def _scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.PathLike,
+                config: ScanConfig, log) -> ScanResult:
     from tqdm import tqdm
 
     t0 = time.time()
@@ -384,3 +402,97 @@ def scan(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.P
     return ScanResult(out=out, n_files=n_resumed + len(files), n_new=len(files), n_resumed=n_resumed,
                       n_fake=counts["fake"], n_real=counts["real"], n_errors=counts["error"], top=top,
                       seconds=time.time() - t0, skipped_links=len(skipped))
+
+
+# ---------------------------------------------------------------------------- many processes (torchrun)
+
+
+def parts_dir(out: str | os.PathLike) -> Path:
+    """Where the ranks of a distributed scan into ``out`` write their part files."""
+    out = Path(out)
+    return out.parent / f".{out.name}.parts"
+
+
+def _part_rows(pdir: Path, suffix: str) -> Iterator[dict]:
+    if pdir.is_dir():
+        for part in sorted(pdir.glob(f"rank-*{suffix}")):
+            yield from read_rows(part)
+
+
+def _scan_distributed(paths: Sequence[str | os.PathLike], detector: Detector, out: Path, config: ScanConfig,
+                      log) -> ScanResult:
+    """One shard per rank into its own part file, then rank 0 merges the parts into ``out``."""
+    import shutil
+
+    from . import distributed as dist_
+
+    t0 = time.time()
+    r, n, main = dist_.rank(), dist_.world_size(), dist_.is_main()
+    fmt = _format_for(out)
+    pdir = parts_dir(out)
+    if out.exists() and out.is_dir():
+        raise ScanOutputError(f"{out}: is a directory; give a .csv or .jsonl file path")
+    if not (config.resume or config.overwrite) and (out.exists() or pdir.exists()):
+        what = out if out.exists() else pdir
+        raise ScanOutputError(f"{what}: already exists; pass --resume to continue that scan or --overwrite to "
+                              "replace it")
+    dist_.barrier()  # every rank has looked before anything is removed or written
+    if main:
+        if config.overwrite and pdir.exists():
+            shutil.rmtree(pdir)
+        pdir.mkdir(parents=True, exist_ok=True)
+    dist_.barrier()
+    skipped: list[str] = []
+    own, pabs = os.path.abspath(out), os.path.abspath(pdir) + os.sep
+    listed = [p for p in list_inputs(paths, config.extensions, skipped)
+              if os.path.abspath(p) != own and not os.path.abspath(p).startswith(pabs)]
+    done: set[str] = set()
+    if config.resume:  # every rank reads everything, so all agree on what is left to do
+        if out.exists():
+            done.update(row["path"] for row in read_rows(out))
+        done.update(row["path"] for row in _part_rows(pdir, out.suffix))
+    todo = [p for p in listed if display_path(p) not in done]  # rows hold display paths
+    mine = dist_.shard(todo, r, n)  # deterministic round-robin: every file in exactly one shard
+    del todo
+    dist_.barrier()  # nobody appends to a part before every rank has read them all
+    part = pdir / f"rank-{r:05d}-of-{n:05d}{out.suffix}"
+    if main and skipped:
+        log(f"note: {len(skipped)} symbolic link(s) to folders not followed (e.g. {display_path(skipped[0])})")
+    quiet = lambda *a, **k: None  # noqa: E731
+    local = _scan_local(mine, detector, part, replace(config, resume=True, overwrite=False,
+                                                      progress=config.progress and main), quiet)
+    n_new = int(dist_.all_reduce_mean(torch.tensor([float(local.n_new)], dtype=torch.float64)).item() * n + 0.5)
+    dist_.barrier()  # every part is complete
+    result = ScanResult(out=out, n_files=0, n_new=n_new, n_resumed=0, n_fake=0, n_real=0, n_errors=0,
+                        skipped_links=len(skipped))
+    if main:
+        merged: dict[str, dict] = {}
+        if config.resume and out.exists():
+            for row in read_rows(out):
+                merged.setdefault(row["path"], row)
+        for row in _part_rows(pdir, out.suffix):
+            merged.setdefault(row["path"], row)
+        pos = {display_path(p): i for i, p in enumerate(listed)}
+        rows = sorted(merged.values(), key=lambda row: pos.get(row["path"], len(pos)))  # single-process order
+        del merged
+        counts = {"real": 0, "fake": 0, "error": 0}
+        heap: list[tuple[float, str]] = []
+        with atomic_open(out, "wb") as f:
+            f.write(fmt.header().encode("utf-8", "surrogateescape"))
+            for i in range(0, len(rows), 4096):
+                chunk = rows[i:i + 4096]
+                f.write(fmt.rows(chunk).encode("utf-8", "surrogateescape"))
+                for row in chunk:
+                    counts[row["label"]] += 1
+                    if row["label"] != "error" and config.top:
+                        item = (float(row["score"]), row["path"])
+                        if len(heap) < config.top:
+                            heapq.heappush(heap, item)
+                        elif item > heap[0]:
+                            heapq.heapreplace(heap, item)
+        shutil.rmtree(pdir)  # the merged output holds every row now
+        result = replace(result, n_files=len(rows), n_resumed=len(rows) - n_new, n_fake=counts["fake"],
+                         n_real=counts["real"], n_errors=counts["error"], top=sorted(heap, reverse=True))
+    dist_.barrier()  # the output is in place before any rank returns
+    result.seconds = time.time() - t0
+    return result

@@ -47,6 +47,7 @@ class EvalConfig:
     batch_size: int = 256
     gallery: int = 12
     device: str = "cpu"
+    amp: bool = False  # bfloat16 autocast on CUDA when scoring (ignored, with a note, on CPU)
     progress: bool = True
 
     def validate(self) -> None:
@@ -201,6 +202,9 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
     config.validate()
     t0 = time.time()
     det = detector.load(config.detector, config.device)
+    from detector.device import amp_enabled
+
+    det.amp = amp_enabled(det.device, config.amp)
     ch = det.spec.channels
     # images stay in memory only where baselines or robustness need them; scores are taken while reading
     keep = config.baselines or config.robustness

@@ -19,6 +19,15 @@ Run directory (``out_dir``)::
     samples/fixed/step_NNNNNNN.png, samples/progress.png   fixed-noise progression
     zoo/index.json, zoo/*.safetensors   generator snapshots (early, middle, late, rounds)
     quality/                   cached FD-FMNIST feature network
+
+Distributed (``torchrun --nproc_per_node N -m unmask gan train ...``): G and D are wrapped in
+DistributedDataParallel; ``batch_size`` is the global batch, each rank takes every N-th image of
+it (the epoch permutation is shared, as DistributedSampler's is), and every random draw (noise,
+instance noise) is drawn for the global batch and sharded the same way, so the run matches a
+single-process run of the same global batch up to batch-norm statistics and float summation
+order. Checkpoints hold no per-rank state, so a run resumes under any number of processes.
+Only rank 0 writes files. Batch norm: SyncBatchNorm on CUDA; per-rank statistics on CPU (see
+:func:`detector.distributed.wrap_ddp`).
 """
 from __future__ import annotations
 
@@ -35,8 +44,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from detector import distributed as dist_
 from detector.atomic import save_safetensors, torch_save, write_json, write_text
-from detector.device import resolve_device
+from detector.device import amp_enabled, autocast, resolve_device, to_channels_last
 from detector.imageio import save_grid
 from detector.nets import create_network
 
@@ -95,6 +105,7 @@ class GanConfig:
     zoo_fractions: tuple = (0.25, 0.5, 1.0)  # early, middle, late
     progress: bool = True
     health_plot: bool = True  # write health.png at the end
+    amp: bool = False  # bfloat16 autocast on CUDA (ignored, with a note, on CPU)
 
     def __post_init__(self) -> None:
         errs = []
@@ -250,9 +261,11 @@ class _Run:
     def __init__(self, config: GanConfig, out_dir: Path) -> None:
         self.config, self.out = config, out_dir
         self.device = resolve_device(config.device)
+        self.rank, self.world = dist_.rank(), dist_.world_size()
         torch.manual_seed(config.seed)
-        self.G = create_generator(config.generator, **config.resolved_generator_args()).to(self.device)
-        self.D = create_network("dcgan_d", **config.discriminator_args()).to(self.device)
+        G = create_generator(config.generator, **config.resolved_generator_args())
+        self.G = to_channels_last(G.to(self.device), self.device)
+        self.D = to_channels_last(create_network("dcgan_d", **config.discriminator_args()).to(self.device), self.device)
         betas = (config.beta1, config.beta2)
         fused = {"foreach": True}  # one multi-tensor kernel per step instead of one per parameter
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas, **fused)
@@ -302,10 +315,13 @@ class _Run:
     def noisy(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         if sigma <= 0:
             return x
-        return x + sigma * torch.randn(x.shape, generator=self.rng).to(x.device)
+        # drawn for the global batch, this rank's rows kept: the same noise at any world size
+        e = torch.randn((x.shape[0] * self.world, *x.shape[1:]), generator=self.rng)[self.rank::self.world]
+        return x + sigma * e.to(x.device)
 
     def z(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.config.z_dim, generator=self.rng).to(self.device)
+        """This rank's share of the latent codes of a global batch of ``n``."""
+        return torch.randn(n, self.config.z_dim, generator=self.rng)[self.rank::self.world].to(self.device)
 
 
 def _remedy(run: _Run, event: HealthEvent) -> dict:
@@ -334,18 +350,26 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
     """
     from tqdm import tqdm
 
+    dist_.init(resolve_device(config.device))
+    main_rank, world = dist_.is_main(), dist_.world_size()
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
+                         f"{world} processes")
     out = Path(out_dir)
     cfg_path = out / "config.json"
     if resume:
         if not cfg_path.is_file():
             raise FileNotFoundError(f"--resume {out}: no config.json there (nothing to resume)")
         saved = load_config(out)
-        if dataclasses.replace(saved, steps=config.steps, progress=config.progress, device=config.device) != config:
+        if dataclasses.replace(saved, steps=config.steps, progress=config.progress, device=config.device,
+                               amp=config.amp) != config:
             config = dataclasses.replace(saved, steps=max(config.steps, saved.steps), progress=config.progress,
-                                         device=config.device)
+                                         device=config.device, amp=config.amp)
     elif cfg_path.is_file() and latest_checkpoint(out) is not None:
         raise FileExistsError(f"{out} already holds a GAN run; use --resume to continue it or choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
+    dist_.barrier()  # every rank has checked the directory before rank 0 writes into it
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
     c = config
     train_x, ref_x, labelled = _load_data(c)
     run = _Run(c, out)
@@ -355,9 +379,12 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
         mpath = out / "metrics.jsonl"
         if mpath.is_file():
             run.records = [r for r in map(json.loads, mpath.read_text().splitlines()) if r.get("step", 0) <= run.step]
-    write_json(cfg_path, c.to_json())
-
-    fnet = feature_net([out / "quality"])
+    if main_rank:
+        write_json(cfg_path, c.to_json())
+        fnet = feature_net([out / "quality"])
+    dist_.barrier()  # the feature network is cached (by rank 0) before the others load it
+    if not main_rank:
+        fnet = feature_net([out / "quality"])
     meter = QualityMeter(fnet, ref_x)
     probe = DiversityProbe(meter.features, ref_x[:256], classes=meter.classes if labelled else None,
                            labelled=labelled, duplicate_distance=run.monitor.config.duplicate_distance)
@@ -369,11 +396,13 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
     zoo_steps = {max(1, round(f * c.steps)): STAGES[min(i, 2)] if len(c.zoo_fractions) == 3 else f"f{int(f * 100):03d}"
                  for i, f in enumerate(c.zoo_fractions)}
     end = c.steps if stop_at is None else min(c.steps, stop_at)
-    G, D, dev = run.G, run.D, run.device
+    dev = run.device
+    G, D = dist_.wrap_ddp(run.G, dev), dist_.wrap_ddp(run.D, dev)
+    use_amp = amp_enabled(dev, c.amp, warn=main_rank)
     snapshots: list[Snapshot] = []
     mpath = out / "metrics.jsonl"
     t0, start_step = time.perf_counter(), run.step
-    bar = tqdm(total=c.steps, initial=run.step, desc="gan", file=sys.stderr, disable=not c.progress,
+    bar = tqdm(total=c.steps, initial=run.step, desc="gan", file=sys.stderr, disable=not (c.progress and main_rank),
                dynamic_ncols=True, leave=True)
     perm_epoch, perm = -1, None
     G.train()
@@ -388,14 +417,17 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
         # ---- D update(s)
         for k in range(c.d_steps):
             j = (step % per_epoch) if k == 0 else int(torch.randint(0, per_epoch, (1,), generator=run.rng))
-            idx = perm[j * c.batch_size:(j + 1) * c.batch_size]
-            real = (train_x[idx].to(dev) * 2.0 - 1.0)  # (B, C, S, S) in [-1, 1]
+            idx = perm[j * c.batch_size:(j + 1) * c.batch_size][run.rank::world]  # this rank's share
+            real = (train_x[idx].to(dev) * 2.0 - 1.0)  # (B / world, C, S, S) in [-1, 1]
+            if dev.type == "cuda":
+                real = real.contiguous(memory_format=torch.channels_last)
             z = run.z(c.batch_size)
-            fake = G(z)
-            real_in, fake_in = run.noisy(real, sigma), run.noisy(fake.detach(), sigma)
-            lr_ = D(real_in)
-            lf = D(fake_in)
-            loss_d = run.loss.d_loss(lr_, lf, c.label_smoothing)
+            with autocast(dev, use_amp):
+                fake = G(z)
+                real_in, fake_in = run.noisy(real, sigma), run.noisy(fake.detach(), sigma)
+                lr_ = D(real_in).float()
+                lf = D(fake_in).float()
+                loss_d = run.loss.d_loss(lr_, lf, c.label_smoothing)
             if run.loss.gp_weight > 0:
                 loss_d = loss_d + run.loss.gp_weight * gradient_penalty(D, real_in, fake_in, run.rng)
             if c.r1 > 0:
@@ -405,10 +437,12 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
             grad_d = _grad_norm(D.parameters()) if check and k == c.d_steps - 1 else None
             run.opt_d.step()
         # ---- G update (reuses the last fake batch, as in the DCGAN reference). D's parameters are
-        # frozen meanwhile: their gradients would be thrown away, so autograd skips computing them.
+        # frozen meanwhile: their gradients would be thrown away, so autograd skips computing them
+        # (under DDP no D gradient hook fires, so nothing is all-reduced for D either).
         D.requires_grad_(False)
-        lg = D(run.noisy(fake, sigma))
-        loss_g = run.loss.g_loss(lg)
+        with autocast(dev, use_amp):
+            lg = D(run.noisy(fake, sigma)).float()
+            loss_g = run.loss.g_loss(lg)
         if c.spectral_loss > 0:
             loss_g = loss_g + c.spectral_loss * _spectral_loss(fake, real)
         run.opt_g.zero_grad(set_to_none=True)
@@ -419,6 +453,7 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
             gs = torch.autograd.grad(-torch.nn.functional.softplus(lg).mean(), params, retain_graph=True,
                                      allow_unused=True)
             grad_g_minimax = float(torch.stack([g.norm() for g in gs if g is not None]).norm())
+            grad_g_minimax = dist_.all_reduce_scalars({"g": grad_g_minimax})["g"]
         if step == 0:  # the untrained D's signal is the reference a vanishing gradient is judged against
             run.monitor.observe_grad(grad_g_minimax)
         loss_g.backward()
@@ -427,7 +462,11 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
         run.opt_g.step()
         run.step += 1
         step = run.step
-        loss_d, loss_g = loss_d.item(), loss_g.item()
+        if world > 1:  # the global-batch losses, and every rank stops together on a non-finite one
+            both = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
+            loss_d, loss_g = dist_.all_reduce_mean(both).tolist()
+        else:
+            loss_d, loss_g = loss_d.item(), loss_g.item()
         if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
             bar.close()
             raise FloatingPointError(f"step {step}: loss is not finite (D {loss_d}, G {loss_g}); "
@@ -443,6 +482,8 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
                    "grad_g": grad_g, "grad_g_minimax": grad_g_minimax, "grad_d": grad_d, **probe(fake01.clamp(0, 1)),
                    "lr_g": run.opt_g.param_groups[0]["lr"], "lr_d": run.opt_d.param_groups[0]["lr"],
                    "sigma": sigma}
+            # means over ranks: every rank's health monitor sees the same numbers and takes the same decisions
+            rec = dist_.all_reduce_scalars(rec, skip=("step", "epoch", "loss_d", "loss_g", "lr_g", "lr_d", "sigma"))
             events = run.monitor.update(step, rec)
             rec["health"] = run.monitor.state
             run.records.append(rec)
@@ -455,32 +496,40 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
                     msg += f"\n  auto-remedy applied: {r['action']}"
                 else:
                     msg += " (rerun with --auto-remedy to apply it automatically)"
-                tqdm.write(msg, file=sys.stderr)
+                if main_rank:
+                    tqdm.write(msg, file=sys.stderr)
             bar.set_postfix_str(f"ep {epoch} D {loss_d:.3f} G {loss_g:.3f} "
                                 f"D(x) {rec['d_real']:.2f} D(G(z)) {rec['d_fake']:.2f} health {run.monitor.state}")
         bar.update(1)
         # ---- quality, samples, zoo, checkpoints
-        if quality_every > 0 and step % quality_every == 0 and step != c.steps:
-            _quality(run, meter)
-        if step % sample_every == 0 or step == c.steps:
-            _samples(run, epoch, final=step == c.steps)
-        if step in zoo_steps:
-            snapshots.append(save_snapshot(out, G, f"{c.generator}_{zoo_steps[step]}_s{step:06d}", step,
-                                           c.generator, c.resolved_generator_args(), stage=zoo_steps[step]))
-        if step == c.steps:
-            _quality(run, meter)
-        if check or step == c.steps or step == end:
-            _write_metrics(mpath, run.records)
-        if step % c.checkpoint_every == 0 or step == end:
-            run.save_checkpoint()
+        if step % c.checkpoint_every == 0 or step == end or step == c.steps:
+            dist_.broadcast_buffers(run.G)  # what rank 0 saves is what every rank holds
+            dist_.broadcast_buffers(run.D)
+        if main_rank:  # rank 0 alone writes (the others only train)
+            if quality_every > 0 and step % quality_every == 0 and step != c.steps:
+                _quality(run, meter)
+            if step % sample_every == 0 or step == c.steps:
+                _samples(run, epoch, final=step == c.steps)
+            if step in zoo_steps:
+                snapshots.append(save_snapshot(out, run.G, f"{c.generator}_{zoo_steps[step]}_s{step:06d}", step,
+                                               c.generator, c.resolved_generator_args(), stage=zoo_steps[step]))
+            if step == c.steps:
+                _quality(run, meter)
+            if check or step == c.steps or step == end:
+                _write_metrics(mpath, run.records)
+            if step % c.checkpoint_every == 0 or step == end:
+                run.save_checkpoint()
         G.train()
     bar.close()
     seconds = time.perf_counter() - t0
-    if run.step >= c.steps:
-        save_safetensors(D.state_dict(), out / "discriminator.safetensors", metadata={"convention": "logit>0=real"})
-        save_safetensors(G.state_dict(), out / "generator.safetensors", metadata={"generator": c.generator})
-    if c.health_plot:
-        plot_health(run.records, out / "health.png")
+    if main_rank:
+        if run.step >= c.steps:
+            save_safetensors(run.D.state_dict(), out / "discriminator.safetensors",
+                             metadata={"convention": "logit>0=real"})
+            save_safetensors(run.G.state_dict(), out / "generator.safetensors", metadata={"generator": c.generator})
+        if c.health_plot:
+            plot_health(run.records, out / "health.png")
+    dist_.barrier()  # every file is in place before any rank returns
     quals = [r for r in run.records if r.get("type") == "quality"]
     last_q = None
     if quals and run.step >= c.steps:

@@ -20,14 +20,6 @@ def _blocky(real: torch.Tensor) -> torch.Tensor:
     return F.interpolate(F.avg_pool2d(real, 4), scale_factor=4, mode="nearest")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two intra-op threads on two shared cores spin against each other (60x slower here); use one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def gens(real_images, fake_images):

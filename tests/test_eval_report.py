@@ -18,14 +18,6 @@ from unmask.cli import main
 N = 48
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two intra-op threads on two shared cores spin against each other (60x slower here); use one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, real_images, fake_images):

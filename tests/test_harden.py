@@ -16,7 +16,7 @@ import torch
 
 import detector
 from detector.augment import AugmentConfig, augment_batch
-from detector.harden import (CHECKPOINT_DIR, REPLAY_FILE, HardenConfig, Splits, evaluate, fit_temperature, harden,
+from detector.harden import (CHECKPOINT_DIR, REPLAY_FILE, HardenConfig, evaluate, fit_temperature, harden,
                              load_replay, real_splits, split_indices, split_tensor, threshold_at_fpr)
 from detector.nets import create_network
 

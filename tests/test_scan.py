@@ -1,16 +1,12 @@
 """`unmask scan`: one correct row per file over good, bad, nested and large inputs; resumable."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -22,23 +18,10 @@ from detector.decode import display_path, read_image
 from detector.imageio import save_png
 from detector.preprocess import tile_grid
 from detector.scan import COLUMNS, ScanConfig, ScanOutputError, list_inputs, read_rows, scan
+from tests.corpus import bomb_png as _bomb_png
+from tests.corpus import png_bytes as _png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _bomb_png(w: int = 100_000, h: int = 100_000) -> bytes:
-    """A tiny valid-looking PNG whose header claims enormous dimensions."""
-    data = bytearray(_png_bytes(Image.new("L", (1, 1))))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
-    return bytes(data)
 
 
 @pytest.fixture(scope="module")

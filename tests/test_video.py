@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import struct
 import tracemalloc
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from detector.video import (
     stream_frames,
     video_stats,
 )
+from tests.corpus import patch_avi_count, write_video
 
 FAKE_FRAMES = set(range(8, 14))   # frames carrying GAN content in the mosaic video
 FAKE_TILE = (1, 2)                # (row, col) of the spliced tile in the 3x3 mosaic
@@ -42,17 +42,6 @@ N_FRAMES = 24
 
 def _u8(x: torch.Tensor) -> np.ndarray:
     return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # (H, W)
-
-
-def write_video(path: Path, frames, fps: float = 10.0, fourcc: str = "MJPG") -> Path:
-    frames = list(frames)
-    h, w = frames[0].shape[:2]
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    assert vw.isOpened()
-    for f in frames:
-        vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f)
-    vw.release()
-    return path
 
 
 def mosaic(real_images, i: int, fake: torch.Tensor | None = None) -> np.ndarray:
@@ -85,17 +74,6 @@ def videos(tmp_path_factory, real_images, fake_images):
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def patch_avi_count(src: Path, dst: Path, count: int) -> Path:
-    """Rewrite the frame count in the AVI main header (avih) and the video stream header (strh)."""
-    d = bytearray(src.read_bytes())
-    assert d[:4] == b"RIFF" and d[24:28] == b"avih"
-    d[48:52] = struct.pack("<I", count)            # avih.dwTotalFrames
-    i = d.find(b"strh")
-    d[i + 8 + 32:i + 8 + 36] = struct.pack("<I", count)  # strh.dwLength
-    dst.write_bytes(bytes(d))
-    return dst
 
 
 # --------------------------------------------------------------------------------- sampling

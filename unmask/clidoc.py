@@ -44,6 +44,8 @@ def splice(readme: str) -> str:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--write":
         p = Path(sys.argv[2])
-        p.write_text(splice(p.read_text()))
+        from detector.atomic import write_text
+
+        write_text(p, splice(p.read_text()))
     else:
         print(reference())

@@ -10,7 +10,8 @@ import click
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Folder for every stage's outputs (re-running resumes finished GAN and hardening stages).")
 @click.option("--quick", is_flag=True, help="Tiny settings: the same stages in under 2 minutes (numbers are rough).")
-@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True, help="Torch intra-op threads.")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Torch intra-op threads (1 is robust on a busy 2-core machine; 2 helps only when idle).")
 def demo(out: Path, quick: bool, threads: int) -> None:
     """Run the end-to-end story on the embedded data: train a GAN, harden its discriminator into a
     detector, export it to ONNX, evaluate it (HTML report with spectral baselines, seen and unseen

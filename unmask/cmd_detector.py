@@ -33,6 +33,17 @@ def _codes() -> tuple[int, int, int, int]:
     return EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED
 
 
+DEVICE_HELP = "auto, cpu, cuda or cuda:N (under torchrun, auto/cuda = this rank's GPU)."
+AMP_HELP = "Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU."
+
+
+def _amp(device, amp: bool) -> bool:
+    from detector import distributed
+    from detector.device import amp_enabled
+
+    return amp_enabled(device, amp, warn=distributed.is_main())
+
+
 def _threads() -> None:
     import torch
 
@@ -68,9 +79,10 @@ def _threads() -> None:
 @click.option("--gan-steps", type=click.IntRange(1), default=500, show_default=True,
               help="Generator steps per adversarial round.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted hardening from its last checkpoint.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@click.option("--amp", is_flag=True, help=AMP_HELP)
 def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction, aug_scale,
-           policy, real_source, seed, rounds, gan_steps, resume, device) -> None:
+           policy, real_source, seed, rounds, gan_steps, resume, device, amp) -> None:
     """Turn a GAN run's discriminator into a calibrated, hardened detector artifact.
 
     Starts from D's weights (sign flipped: score = probability of fake), fine-tunes on real
@@ -85,14 +97,22 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
       unmask harden runs/gan --out runs/det --target-fpr 0.005 --fakes my_fakes/
       unmask harden runs/gan --out runs/det --rounds 2 --gan-steps 300
       unmask harden runs/gan --out runs/det --resume     # after an interruption
+      torchrun --nproc_per_node 4 -m unmask harden runs/gan --out runs/det --device auto --amp
+
+    Under torchrun the fine-tuning is data-parallel (DDP; --batch-size is the global batch) and
+    rank 0 alone writes the artifact.
     """
+    from detector import distributed
     from detector.augment import AugmentConfig
+    from detector.device import resolve_device
     from detector.harden import HardenConfig
 
     _threads()
+    dev = _device(device)
     cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
-                       augment=AugmentConfig().scaled(aug_scale), device=_device(device))
-    log = lambda m: click.echo(m)  # noqa: E731
+                       augment=AugmentConfig().scaled(aug_scale), device=dev, amp=amp)
+    distributed.init(resolve_device(dev))
+    log = (lambda m: click.echo(m)) if distributed.is_main() else (lambda m: None)  # noqa: E731
     try:
         _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
                 target_fpr, log)
@@ -102,6 +122,7 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
         if type(e).__name__ == "ZooError" or "different data or settings" in str(e):
             raise click.UsageError(str(e)) from None
         raise
+    distributed.cleanup()
 
 
 def _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
@@ -115,8 +136,8 @@ def _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, 
     else:
         r = pipelines.harden_run(run, out, cfg, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
                                  policy=policy, resume=resume, real_source=real_source, log=log)
-        click.echo(f"test: AUC {r.test.auc:.5f}  FPR {r.test.fpr:.4f} (target {target_fpr})  TPR {r.test.tpr:.4f}"
-                   f"  [{r.seconds:.0f}s]")
+        log(f"test: AUC {r.test.auc:.5f}  FPR {r.test.fpr:.4f} (target {target_fpr})  TPR {r.test.tpr:.4f}"
+            f"  [{r.seconds:.0f}s]")
 
 
 # ---------------------------------------------------------------------------- export
@@ -176,10 +197,11 @@ def export(detector_dir: Path, fmt: str, out: Path, real_source: str | None) -> 
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True,
               help="Show the N most suspicious files at the end.")
 @click.option("--all-files", is_flag=True, help="Scan every file, not only image extensions.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@click.option("--amp", is_flag=True, help=AMP_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, resume: bool, overwrite: bool,
-         top: int, all_files: bool, device: str, quiet: bool) -> None:
+         top: int, all_files: bool, device: str, amp: bool, quiet: bool) -> None:
     """Scan image files and folders (recursively) and write one row per file.
 
     Columns: path, score (calibrated probability of fake), label (real | fake | error),
@@ -198,7 +220,13 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
       unmask scan photos/ --detector runs/det --out results.csv
       unmask scan a.jpg b/ --detector runs/det --out results.jsonl --workers 4 --top 20
       unmask scan photos/ --detector runs/det --out results.csv --resume   # after an interruption
+      torchrun --nproc_per_node 4 -m unmask scan photos/ --detector runs/det --out results.csv --device auto
+
+    Under torchrun the files are shared round-robin over the processes; each writes a part file
+    beside --out and rank 0 merges them into --out (every file exactly once); --resume continues
+    every shard, under any number of processes.
     """
+    from detector import distributed
     from detector.scan import ScanConfig, ScanOutputError, scan as do_scan
 
     _threads()
@@ -206,16 +234,23 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
     if missing:
         raise click.BadParameter(f"no such file or folder: {missing[0]}", param_hint="PATHS")
     det = _load_detector(detector_dir, device)
+    det.amp = _amp(det.device, amp)
+    distributed.init(det.device)
     try:
         cfg = ScanConfig(batch_size=batch_size, workers=workers, resume=resume, overwrite=overwrite, top=top,
                          extensions=None if all_files else ScanConfig().extensions, progress=not quiet,
-                         device=_device(device))
+                         device=str(det.device), amp=det.amp)
         r = do_scan(list(paths), det, out, cfg, log=lambda m: click.echo(m, err=True))
     except (ScanOutputError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     except OSError as e:
         click.echo(f"error: scan failed: {e}", err=True)
         sys.exit(_codes()[3])
+    finally:
+        main_rank = distributed.is_main()
+        distributed.cleanup()
+    if not main_rank:
+        return
     rate = f", {r.files_per_s:.0f} files/s" if r.n_new else ""
     click.echo(f"files: {r.n_files} ({r.n_new} scanned now, {r.n_resumed} from before)  flagged fake: {r.n_fake}  "
                f"errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
@@ -246,9 +281,10 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
               help="Default: the detector's own target.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an interrupted retraining from its checkpoint.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@click.option("--amp", is_flag=True, help=AMP_HELP)
 def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, replay_weight, target_fpr, seed,
-            resume, device) -> None:
+            resume, device, amp) -> None:
     """Fine-tune a detector on a new generator's images without forgetting the old ones.
 
     Replays a sample of the real and fake images it was trained on (DETECTOR/replay.safetensors),
@@ -259,11 +295,17 @@ def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, repl
     Example:
       unmask retrain runs/det --fakes new_gan_pngs/ --out runs/det2
       unmask retrain runs/det --fakes genA/ --fakes genB/ --real my_real/ --out runs/det2
+      torchrun --nproc_per_node 4 -m unmask retrain runs/det --fakes new/ --out runs/det2 --device auto
+
+    Under torchrun the fine-tuning is data-parallel (DDP) and rank 0 alone writes the artifact.
     """
+    from detector import distributed
     from detector.retrain import RetrainConfig, load_folder_images, retrain as do_retrain
 
     _threads()
     det = _load_detector(detector_dir, device)
+    distributed.init(det.device)
+    echo = click.echo if distributed.is_main() else (lambda *a, **k: None)
     s = det.spec
     new, sources = {}, {}
     for d in fake_dirs:
@@ -272,15 +314,16 @@ def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, repl
         while name in new:
             name += "_"
         new[name], sources[name] = x, str(d)
-        click.echo(f"{name}: {len(x)} images ({bad} unreadable skipped)")
+        echo(f"{name}: {len(x)} images ({bad} unreadable skipped)")
     real = None
     if real_dirs:
         real, _ = load_folder_images(list(real_dirs), s.input_size, s.channels, s.policy)
     cfg = RetrainConfig(steps=steps, lr=lr, replay_weight=replay_weight, target_fpr=target_fpr, seed=seed,
-                        device=_device(device))
+                        device=_device(device), amp=amp)
     try:
         r = do_retrain(detector_dir, new, out, cfg, extra_real=real, sources=sources, resume=resume,
-                       log=lambda m: click.echo(m))
+                       log=lambda m: echo(m))
     except (FileNotFoundError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    click.echo(f"[{r.seconds:.0f}s] before/after table saved to {out / 'retrain_table.txt'}")
+    echo(f"[{r.seconds:.0f}s] before/after table saved to {out / 'retrain_table.txt'}")
+    distributed.cleanup()

@@ -50,9 +50,10 @@ def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, t
 @click.option("--gallery", type=click.IntRange(0, 200), default=12, show_default=True,
               help="Thumbnails per mistake gallery.")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU.")
 def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, robustness, bootstrap, seed,
-             gallery, batch_size, device) -> None:
+             gallery, batch_size, device, amp) -> None:
     """Evaluate a detector on real and fake images and write an HTML report.
 
     Every --fake folder is reported as its own generator. A folder holding real/ and fake/ (or
@@ -79,7 +80,8 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
     device = _device(device)
     cfg = EvalConfig(detector=str(detector_dir), out=str(out), real=real_s, fake=tuple(str(f) for f in fake),
                      labelled=labelled, baselines=baselines, baseline_train=baseline_train, robustness=robustness,
-                     bootstrap=bootstrap, seed=seed, batch_size=batch_size, gallery=gallery, device=device)
+                     bootstrap=bootstrap, seed=seed, batch_size=batch_size, gallery=gallery, device=device,
+                     amp=amp)
     try:
         rep = run_eval(cfg)
     except (ArtifactError, MetricError, ValueError, FileNotFoundError) as e:
@@ -200,7 +202,7 @@ def _harden_fit(run_dir: Path, names: list, steps: int, seed: int, work: Path, d
 @click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
               help="Channels of a fresh detector (folder mode without --detector).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, test_fraction, size, channels, seed,
                 device) -> None:
     """Cross-generator matrix: one detector per generator, each tested on every generator.

@@ -51,7 +51,9 @@ def gan() -> None:
 @click.option("--health-every", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="cpu", show_default=True,
+              help="auto, cpu, cuda or cuda:N (under torchrun, auto/cuda = this rank's GPU).")
+@click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU.")
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch CPU threads (0: torch's default).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="New run directory.")
 @click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
@@ -59,18 +61,23 @@ def gan() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_dim, width, d_width, lr_g, lr_d,
               spectral_norm, r1, label_smoothing, instance_noise, spectral_loss, auto_remedy, health_every,
-              checkpoint_every, seed, device, threads, out, resume, quiet) -> None:
+              checkpoint_every, seed, device, amp, threads, out, resume, quiet) -> None:
     """Train a GAN and write a run directory (config, metrics, health.png, samples, checkpoints, zoo).
 
     Health warnings (D overpowering G, mode collapse) are printed with a remedy; --auto-remedy
     applies it. Quality is reported as FD-FMNIST (a Fréchet distance in an offline Fashion-MNIST
     classifier's feature space; not Inception FID).
 
+    Under torchrun every process trains a share of each (global) --batch-size batch with
+    DistributedDataParallel; rank 0 alone writes the run directory; --resume works with any
+    number of processes.
+
     \b
     Example:
       unmask gan train --steps 2000 --out runs/gan
       unmask gan train --data photos/ --image-size 64 --channels 3 --loss hinge --spectral-norm --out runs/g64
       unmask gan train --resume runs/gan
+      torchrun --nproc_per_node 4 -m unmask gan train --device auto --amp --batch-size 256 --out runs/gan4
     """
     import torch
 
@@ -84,7 +91,7 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
         if resume is not None:
             saved = load_config(resume)
             config = dataclasses.replace(saved, steps=max(steps or 0, saved.steps), device=device,
-                                         progress=not quiet)
+                                         progress=not quiet, amp=amp)
             target = resume
         else:
             config = GanConfig(data=data, image_size=image_size, channels=int(channels), generator=generator,
@@ -93,10 +100,12 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
                                spectral_norm=spectral_norm, r1=r1, label_smoothing=label_smoothing,
                                instance_noise=instance_noise, spectral_loss=spectral_loss,
                                auto_remedy=auto_remedy, seed=seed, device=device, health_every=health_every,
-                               checkpoint_every=checkpoint_every, progress=not quiet)
+                               checkpoint_every=checkpoint_every, progress=not quiet, amp=amp)
             target = out
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e
+    from detector import distributed
+
     try:
         result = train(config, target, resume=resume is not None)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
@@ -104,6 +113,11 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
     except (FloatingPointError, RuntimeError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(3)
+    finally:
+        main_rank = distributed.is_main()
+        distributed.cleanup()
+    if not main_rank:
+        return
     q = result.quality
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s "
                f"({result.images_per_second:.0f} real images/s) -> {target}")
@@ -126,7 +140,7 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
                    "Default: the final generator.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--grid", is_flag=True, help="Also write grid.png beside the images (not counted in N).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 def sample_cmd(run: Path, n: int, out: Path, snapshot: str | None, seed: int, grid: bool, device: str) -> None:
     """Write N generated images as PNG files (sample_00000.png ...) of the run's size and channels.
 

@@ -34,10 +34,11 @@ import click
               help="Refuse videos whose frames are larger than this many pixels.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Give up on a video after this many seconds (its row says so) [default: no limit].")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, annotate, aggregate, flagged_min,
-          all_tiles, batch_size, max_pixels, time_limit, device, quiet) -> None:
+          all_tiles, batch_size, max_pixels, time_limit, device, amp, quiet) -> None:
     """Score video files (or folders of them): per-frame scores, one verdict per video.
 
     Frames are streamed (never all held). Without --faces every sampled frame is cut into tiles
@@ -51,20 +52,24 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
       unmask video clip.mp4 --detector runs/det --out runs/video
       unmask video videos/ --detector runs/det --out runs/faces --faces --fps 2 --annotate
     """
-    import torch
-
     from detector.artifact import ArtifactError, load
     from detector.video import VideoConfig, list_videos
 
     modes = [n for n, v in (("--every", every), ("--fps", rate), ("--frames", frames)) if v is not None]
     if len(modes) > 1:
         raise click.UsageError(f"choose one sampling mode, not {' and '.join(modes)}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from detector.device import amp_enabled, resolve_device
+
+    try:
+        dev = resolve_device(device)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
+    device = str(dev)
     try:
         det = load(detector_dir, device=device)
     except ArtifactError as e:
         raise click.BadParameter(str(e), param_hint="--detector") from None
+    det.amp = amp_enabled(dev, amp)
     files = list_videos(paths)
     if not files:
         raise click.UsageError("no video files found in " + ", ".join(map(str, paths)))

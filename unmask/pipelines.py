@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,6 +22,7 @@ import torch
 
 from detector.artifact import load as load_detector
 from detector.atomic import write_json
+from detector.device import resolve_device
 from detector.harden import (HardenConfig, HardenResult, Splits, collect_logits, evaluate, harden, real_splits,
                              split_tensor)
 from detector.nets import flip_head
@@ -141,8 +142,13 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
     With ``resume``, finished rounds (artifact present) and finished GAN continuations (snapshots
     tagged ``round<r>`` in the zoo) are skipped and an interrupted hardening resumes from its checkpoint.
     """
+    from detector import distributed
     from gan.trainer import continue_training
     from gan.zoo import load_zoo
+
+    distributed.init(resolve_device(config.device))
+    if not distributed.is_main():
+        log = lambda *a, **k: None  # noqa: E731
 
     if rounds < 0:
         raise ValueError("rounds must be >= 0")
@@ -156,10 +162,12 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
             if resume and any(getattr(s, "tag", None) == tag for s in load_zoo(run_dir)):
                 log(f"round {r}: generator snapshots tagged {tag} already in the zoo; not training G again")
             else:
-                d_net = copy.deepcopy(load_detector(prev_dir, config.device).net)
-                flip_head(d_net)  # back to the GAN convention: logit > 0 = real
                 log(f"round {r}: training the generator {gan_steps} steps against the hardened detector")
-                continue_training(run_dir, d_net, gan_steps, tag, device=config.device)
+                if distributed.is_main():  # one process trains G and writes its snapshots; the others wait
+                    d_net = copy.deepcopy(load_detector(prev_dir, config.device).net)
+                    flip_head(d_net)  # back to the GAN convention: logit > 0 = real
+                    continue_training(run_dir, d_net, gan_steps, tag, device=config.device)
+                distributed.barrier()
         inp = harden_inputs(run_dir, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
                             seed=config.seed, real_source=real_source, device=config.device, log=log)
         done = (det_dir / "detector.json").is_file() and resume
@@ -179,11 +187,12 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
         m = json.loads((det_dir / "harden_metrics.json").read_text())["test"]
         reports.append(RoundReport(r, det_dir, by_round, m["fpr"], m["auc"], before))
         log(_rounds_table(reports))
-        write_json(out / "rounds.json", [{"round": x.round, "detector": str(x.detector_dir), "test_auc": x.test_auc,
-                                          "test_fpr": x.test_fpr, "auc_new_fakes_before_rehardening":
-                                              x.auc_new_before,
-                                          "auc_vs_fakes_of_round": {str(k): v for k, v in x.auc_by_round.items()}}
-                                         for x in reports])
+        if distributed.is_main():
+            write_json(out / "rounds.json", [
+                {"round": x.round, "detector": str(x.detector_dir), "test_auc": x.test_auc, "test_fpr": x.test_fpr,
+                 "auc_new_fakes_before_rehardening": x.auc_new_before,
+                 "auc_vs_fakes_of_round": {str(k): v for k, v in x.auc_by_round.items()}}
+                for x in reports])
         prev_dir = det_dir
     return reports
 
