@@ -108,13 +108,13 @@ def compare(steps: int = 300, batch_size: int = 64, image_size: int = 28, z_dim:
 
 
 def run(tiny: bool = False) -> dict:
-    """``python -m bench`` entry: 600 steps, batch 64, one thread, best of 2 alternations (tiny: 3
+    """``python -m bench`` entry: 300 steps, batch 64, one thread, best of 4 alternations (tiny: 3
     steps of a width-4 pair at batch 8, with a small quality reference)."""
     if tiny:
         res = compare(steps=3, batch_size=8, g_width=4, d_width=4, z_dim=4, threads=1, repeats=1,
                       quality_samples=32, quality_ref=64)
     else:
-        res = compare(steps=600, threads=1, repeats=2)
+        res = compare(steps=300, threads=1, repeats=4)
     return asdict(res)
 
 
