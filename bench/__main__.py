@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import machine
+from bench.common import load_average, machine
 
 # (module, headline figure, target, what it measures)
 BENCHES = [
@@ -69,6 +69,7 @@ def run_benchmarks(tiny: bool = False, only: list[str] | None = None, benches=BE
         results["benchmarks"][name] = res
         log(f"[bench] {name}: {key} = {value:.3g} ({res['seconds']} s)")
     results["seconds"] = round(time.perf_counter() - t_all, 1)
+    results["load_average_end"] = load_average()
     return results
 
 

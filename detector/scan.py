@@ -361,7 +361,7 @@ def _scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str
     skipped: list[str] = []
     own = os.path.abspath(out)
     files = [p for p in list_inputs(paths, config.extensions, skipped)
-             if display_path(p) not in done and os.path.abspath(p) != own]
+             if (not done or display_path(p) not in done) and os.path.abspath(p) != own]
     done.clear()
     if skipped:
         log(f"note: {len(skipped)} symbolic link(s) to folders not followed (e.g. {display_path(skipped[0])})")
