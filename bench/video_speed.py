@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["make_video", "decode_fps", "measure"]
+__all__ = ["make_video", "decode_fps", "measure", "run"]
 
 
 def make_video(path: Path, frames: int, size: int, fps: float = 25.0) -> Path:
@@ -87,6 +87,26 @@ def measure(detector_dir: str | Path | None = None, frames: int = 200, size: int
         return {"frames": n, "size": size, "sampling": cfg.sampling, "tiles_per_frame": tiles,
                 "decode_fps": dfps, "score_fps": sfps, "scored_frames_per_s": r.n_frames / dt,
                 "ratio": sfps / dfps}
+
+
+def run(tiny: bool = False) -> dict:
+    """``python -m bench`` entry. Headline ``ratio``: every frame scored (112 px MJPG, 400 frames,
+    one torch thread), the issue's definition. Also reported, same size: ``--every 25``,
+    ``--every 100`` and ``--frames 32`` sampling (``ratio_every25`` ...), and 224 px every frame."""
+    torch.set_num_threads(1)
+    frames, size = (8, 56) if tiny else (400, 112)
+    head = measure(None, frames, size, every=1)
+    out = {"frames": head["frames"], "size": size, "tiles_per_frame": head["tiles_per_frame"],
+           "decode_fps": head["decode_fps"], "score_fps": head["score_fps"], "ratio": head["ratio"]}
+    for key, every, sample in (("every25", 25, None), ("every100", 100, None), ("frames32", None, 32)):
+        m = measure(None, frames, size, every=every, sample=min(sample, frames) if sample else None)
+        out[f"ratio_{key}"] = m["ratio"]
+        out[f"score_fps_{key}"] = m["score_fps"]
+    if not tiny:
+        m = measure(None, 200, 224, every=1)
+        out["ratio_224px"] = m["ratio"]
+        out["score_fps_224px"] = m["score_fps"]
+    return out
 
 
 def main() -> None:

@@ -389,3 +389,34 @@ def test_interrupted_overwrite_never_leaves_a_loadable_mix(art, monkeypatch):
     monkeypatch.undo()
     other.save(art)  # a complete save afterwards loads, with the new spec
     assert detector.load(art).spec.threshold == 0.9
+
+
+@pytest.mark.parametrize("args", [dict(in_channels=1, image_size=28),
+                                  dict(in_channels=3, image_size=32, norm="instance"),
+                                  dict(in_channels=1, image_size=28, norm="layer", spectral_norm=True)])
+def test_logits_fast_path_matches_plain_network_and_tracks_weight_changes(args):
+    """Detector.logits runs a channels-last copy on CPU: same scores as the plain net (<= 1e-6),
+    rebuilt when the weights change, and the user's net is left untouched (NCHW, saveable)."""
+    from detector.preprocess import normalize
+
+    torch.manual_seed(0)
+    net = create_network("dcgan_d", **args)
+    det = Detector(net, spec_for_network("dcgan_d", args, args["image_size"], args["in_channels"]))
+    x = torch.rand(16, args["in_channels"], args["image_size"], args["image_size"])
+
+    def plain():
+        with torch.inference_mode():
+            return net(normalize(x, 0.5, 0.5))
+
+    got = det.logits(x)
+    assert det._inference_net() is not net
+    assert torch.allclose(got, plain(), rtol=1e-5, atol=1e-5)
+    assert (torch.sigmoid(got) - torch.sigmoid(plain())).abs().max() <= 1e-6
+    with torch.no_grad():
+        net.head.bias.add_(3.0)  # in-place weight change: the cached copy must follow
+    moved = det.logits(x)
+    assert torch.allclose(moved, plain(), rtol=1e-5, atol=1e-5)
+    assert torch.allclose(moved - got, torch.full_like(got, 3.0), atol=1e-4)
+    assert all(p.is_contiguous() for p in net.parameters())
+    net.train()
+    assert det._inference_net() is net  # training mode: no copy
