@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import math
 import sys
 import time
 from pathlib import Path

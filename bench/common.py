@@ -59,3 +59,18 @@ def machine() -> dict:
         "torch": torch.__version__,
         "default_torch_threads": torch.get_num_threads(),  # each benchmark pins its own (see its result)
     }
+
+
+def stand_in_detector(workdir, width: int = 64):
+    """Save an untrained ``dcgan_d`` detector (28 px, 1 channel, tile policy) into ``workdir`` and
+    return its directory: speed does not depend on the weights."""
+    from pathlib import Path
+
+    from detector.artifact import Detector, spec_for_network
+    from detector.nets import create_network
+
+    torch.manual_seed(0)
+    args = dict(in_channels=1, image_size=28, width=width, norm="batch")
+    d = Path(workdir) / "stand_in_detector"
+    Detector(create_network("dcgan_d", **args), spec_for_network("dcgan_d", args, 28, 1, policy="tile")).save(d)
+    return d

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import best_of, pin_threads
+from bench.common import best_of, pin_threads, stand_in_detector
 
 
 def _det(policy: str = "tile"):
@@ -53,14 +53,14 @@ def profile_scan(n: int = 6000, top: int = 18) -> None:
 
 
 def profile_video(frames: int = 300, size: int = 112, top: int = 14) -> None:
-    from bench.video_speed import _stand_in_detector, decode_fps, make_video
+    from bench.video_speed import decode_fps, make_video
     from detector.artifact import load
     from detector.video import VideoConfig, analyze_video
 
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(tmp)
         path = make_video(wd / "v.avi", frames, size)
-        det = load(_stand_in_detector(wd))
+        det = load(stand_in_detector(wd, width=64))
         print(f"decode: {decode_fps(path)[1]:.0f} frames/s")
         cfg = VideoConfig(every=1, batch_size=256, progress=False)
         analyze_video(path, det, cfg, frames_out=io.StringIO())

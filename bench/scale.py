@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import stand_in_detector
+
 __all__ = ["make_folder", "scan_rate", "run"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,18 +45,6 @@ def make_folder(folder: Path, n: int, size: int) -> Path:
         cv2.imwrite(str(folder / f"img_{i:06d}.png"), np.ascontiguousarray(np.concatenate(rows, 0)[:size, :size]))
     return folder
 
-
-def _stand_in_detector(workdir: Path) -> Path:
-    import torch
-
-    from detector.artifact import Detector, spec_for_network
-    from detector.nets import create_network
-
-    torch.manual_seed(0)
-    args = dict(in_channels=1, image_size=28, width=32, norm="batch")
-    d = workdir / "stand_in_detector"
-    Detector(create_network("dcgan_d", **args), spec_for_network("dcgan_d", args, 28, 1, policy="tile")).save(d)
-    return d
 
 
 def scan_rate(folder: Path, detector: Path, out: Path, nproc: int, workers: int = 0, batch_size: int = 32) -> dict:
@@ -88,7 +78,7 @@ def run(tiny: bool = False, files: int | None = None, size: int = 112) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(tmp)
         folder = make_folder(wd / "images", n, size)
-        det = _stand_in_detector(wd)
+        det = stand_in_detector(wd, width=32)
         one = scan_rate(folder, det, wd / "scan1.jsonl", 1)
         two = scan_rate(folder, det, wd / "scan2.jsonl", 2)
         rows1 = sorted(json.loads(x)["path"] for x in (wd / "scan1.jsonl").read_text().splitlines())

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.common import stand_in_detector
+
 __all__ = ["make_video", "decode_fps", "measure", "run"]
 
 
@@ -54,16 +56,6 @@ def decode_fps(path: Path) -> tuple[int, float]:
     return n, n / dt
 
 
-def _stand_in_detector(workdir: Path) -> Path:
-    from detector.artifact import Detector, spec_for_network
-    from detector.nets import create_network
-
-    torch.manual_seed(0)
-    args = dict(in_channels=1, image_size=28, width=64, norm="batch")
-    d = workdir / "stand_in_detector"
-    Detector(create_network("dcgan_d", **args), spec_for_network("dcgan_d", args, 28, 1, policy="tile")).save(d)
-    return d
-
 
 def measure(detector_dir: str | Path | None = None, frames: int = 200, size: int = 224, every: int | None = 1,
             sample: int | None = None, batch_size: int = 256, workdir: str | Path | None = None) -> dict:
@@ -75,7 +67,7 @@ def measure(detector_dir: str | Path | None = None, frames: int = 200, size: int
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(workdir) if workdir is not None else Path(tmp)
         path = make_video(wd / f"bench_{size}.avi", frames, size)
-        det = load(detector_dir if detector_dir is not None else _stand_in_detector(wd))
+        det = load(detector_dir if detector_dir is not None else stand_in_detector(wd, width=64))
         n, dfps = decode_fps(path)
         cfg = VideoConfig(every=None if sample else every, frames=sample, batch_size=batch_size, progress=False)
         t0 = time.perf_counter()
