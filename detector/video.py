@@ -429,11 +429,12 @@ class FrameScorer:
             return FrameResult(frame.index, frame.time, best.score, out, hot=best.box,
                                note=f"{len(out)} face(s)")
         ys, xs = meta["ys"], meta["xs"]
+        values = scores.tolist()
         heat = np.zeros((len(ys), len(xs)), dtype=np.float32)
         yi, xi = {y: i for i, y in enumerate(ys)}, {x: i for i, x in enumerate(xs)}
-        for (y, x), s in zip(meta["corners"], scores.tolist()):
+        for (y, x), s in zip(meta["corners"], values):
             heat[yi[y], xi[x]] = s
-        regions = [Region("tile", b, float(s)) for b, s in zip(boxes, scores.tolist())]
+        regions = [Region("tile", b, float(s)) for b, s in zip(boxes, values)]
         hot = int(torch.argmax(scores))
         return FrameResult(frame.index, frame.time, self.det.aggregate(scores), regions, heatmap=heat,
                            hot=boxes[hot])
@@ -786,9 +787,7 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
         notes: list[str] = []
         warn = False
         count = info.frame_count
-        k = config.frames if (config.every is None and config.fps is None) else None
-        if config.every is None and config.fps is None and k is None:
-            k = VideoConfig.DEFAULT_FRAMES
+        k = (config.frames or VideoConfig.DEFAULT_FRAMES) if config.every is None and config.fps is None else None
         if k is not None and count is None:
             count = counted if counted is not None else count_frames(path, config.open_timeout_ms, deadline)
             notes.append(f"frame count not in the header; counted {count} frames in a first pass")
