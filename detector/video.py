@@ -446,9 +446,8 @@ class FrameScorer:
 
         def flush():
             parts = [p[1] for p in pending if p[1] is not None]
-            # channels-last input: the same scores (bit-for-bit here) and about 3x faster convolutions on CPU
-            x = torch.cat(parts).contiguous(memory_format=torch.channels_last) if parts else None
-            scores = self.det.score_batch(x) if parts else torch.empty(0)
+            # Detector.logits already feeds its (channels-last) inference network channels-last inputs
+            scores = self.det.score_batch(torch.cat(parts)) if parts else torch.empty(0)
             k = 0
             for frame, x, boxes, meta in pending:
                 n = 0 if x is None else len(x)
