@@ -768,11 +768,7 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
     deadline = None if config.time_limit is None else time.monotonic() + config.time_limit
     sinks = None
     try:
-        cap = _open(path, config.open_timeout_ms)
-        try:
-            info = _info(cap, path)
-        finally:
-            cap.release()
+        info = probe(path, config.open_timeout_ms)
         res.fps, res.width, res.height, res.frame_count_header = info.fps, info.width, info.height, info.frame_count
         if info.width * info.height > config.max_pixels:
             raise VideoError(path, _too_big(info.width, info.height, config.max_pixels))
@@ -797,7 +793,7 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
             stats = StreamStats()
             if config.every is not None:
                 want = lambda i, t, e=config.every: i % e == 0  # noqa: E731
-                stop, total = None, (None if count is None else math.ceil(count / config.every))
+                total = None if count is None else math.ceil(count / config.every)
                 out_fps = (info.fps or 25.0) / config.every
             elif config.fps is not None:
                 step, nxt = 1.0 / config.fps, [0.0]
@@ -807,19 +803,18 @@ def analyze_video(path: str | os.PathLike, detector: Detector, config: VideoConf
                         nxt[0] = (math.floor(t / step + 1e-9) + 1) * step
                         return True
                     return False
-                stop, total = None, (None if count is None or not info.fps else
-                                     math.ceil(count / info.fps * config.fps))
+                total = None if count is None or not info.fps else math.ceil(count / info.fps * config.fps)
                 out_fps = config.fps
             else:
                 plan = set(sample_indices(count, k))
                 want = lambda i, t, plan=plan: i in plan  # noqa: E731
-                stop, total = None, len(plan)  # read on to the end: the true frame count is checked
+                total = len(plan)  # read on to the end: the true frame count is checked
                 dur = count / info.fps if info.fps else None
                 out_fps = len(plan) / dur if dur else 2.0
             sinks = _Sinks(out, vid, os.fspath(path), detector, config, min(30.0, max(1.0, out_fps)))
             bar = _progress(config, total, path.name)
             try:
-                frames = stream_frames(path, want, fps=info.fps, stop_after=stop, stats=stats,
+                frames = stream_frames(path, want, fps=info.fps, stats=stats,
                                        timeout_ms=config.open_timeout_ms, deadline=deadline,
                                        max_pixels=config.max_pixels)
                 for frame, fr in scorer.score(frames):
