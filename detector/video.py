@@ -624,7 +624,7 @@ class _Sinks:
         self.scores: list[float] = []
         self.no_face_times: list[float] = []
         self.n_no_face = 0
-        self.peak: tuple[float, np.ndarray] | None = None
+        self.peak: tuple[float, Frame, FrameResult] | None = None  # drawn once, at commit
         self.video_writer = None
         self.video_tmp: Path | None = None
         self.out_fps = out_fps
@@ -660,12 +660,10 @@ class _Sinks:
                 self.heat_n += 1
         if self.out_dir is None:
             return
-        if self.cfg.annotate or res.score is not None and (self.peak is None or res.score > self.peak[0]):
-            drawn = draw_frame(frame.image, res, thr, self.cfg.faces)
-            if res.score is not None and (self.peak is None or res.score > self.peak[0]):
-                self.peak = (res.score, drawn)
-            if self.cfg.annotate:
-                self._write_video(drawn)
+        if res.score is not None and (self.peak is None or res.score > self.peak[0]):
+            self.peak = (res.score, frame, res)
+        if self.cfg.annotate:
+            self._write_video(draw_frame(frame.image, res, thr, self.cfg.faces))
 
     def _write_video(self, img: np.ndarray) -> None:
         import cv2
@@ -724,7 +722,8 @@ class _Sinks:
         if self.peak is not None:
             import cv2
 
-            ok, png = cv2.imencode(".png", self.peak[1])
+            _, frame, res = self.peak
+            ok, png = cv2.imencode(".png", draw_frame(frame.image, res, thr, self.cfg.faces))
             if ok:
                 p = self.out_dir / "peaks" / f"{self.vid}.png"
                 write_bytes(p, png.tobytes())
