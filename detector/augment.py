@@ -118,23 +118,17 @@ def augment_batch(x: torch.Tensor, config: AugmentConfig, rng: np.random.Generat
     u = rng.random((b, 5))
     tgen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
     for i in range(b):
-        img = x[i]
-        changed = False
+        img = orig = x[i]
         if u[i, 0] < config.p_rescale:
             img = rescale(img, float(rng.uniform(*config.rescale_factor)))
-            changed = True
         if u[i, 1] < config.p_blur:
             img = gaussian_blur(img, float(rng.uniform(*config.blur_sigma)))
-            changed = True
         if u[i, 2] < config.p_jpeg:
             img = jpeg(img, int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)))
-            changed = True
         if u[i, 3] < config.p_noise:
             img = add_noise(img, float(rng.uniform(*config.noise_std)), tgen)
-            changed = True
         if u[i, 4] < config.p_flip:
             img = img.flip(-1)
-            changed = True
-        if changed:
+        if img is not orig:  # some operation made a new image
             x[i] = img
     return x

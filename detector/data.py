@@ -263,6 +263,8 @@ def collate_skip_none(batch):
 def _video_frames(path: Path, size: int, channels: int, policy: str, every: int, max_frames: int) -> torch.Tensor:
     import cv2
 
+    from .video import _to_tensor  # the video path's BGR uint8 -> (C, H, W) float conversion
+
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise UnreadableImage(path, "cannot open as a video")
@@ -274,8 +276,7 @@ def _video_frames(path: Path, size: int, channels: int, policy: str, every: int,
             if not ok:
                 break
             if i % every == 0:
-                rgb = torch.from_numpy(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).float() / 255.0
-                frames.append(fit(rgb, size, channels, policy))
+                frames.append(fit(_to_tensor(frame, channels), size, channels, policy))
             i += 1
     finally:
         cap.release()

@@ -23,11 +23,15 @@ def to_pil(img: torch.Tensor) -> Image.Image:
     return Image.fromarray(to_uint8(img))
 
 
+def _write_png(pil: Image.Image, path: str | os.PathLike) -> None:
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    write_bytes(path, buf.getvalue())
+
+
 def save_png(img: torch.Tensor, path: str | os.PathLike) -> None:
     """Save ``(C, H, W)`` in [0, 1] as a lossless PNG (atomically)."""
-    buf = io.BytesIO()
-    to_pil(img).save(buf, format="PNG")
-    write_bytes(path, buf.getvalue())
+    _write_png(to_pil(img), path)
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8, scale: int = 1, pad: int = 2) -> None:
@@ -38,6 +42,4 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8, scal
     pil = to_pil(grid)
     if scale > 1:
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG")
-    write_bytes(path, buf.getvalue())
+    _write_png(pil, path)

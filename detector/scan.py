@@ -300,6 +300,16 @@ def _write_all(fd: int, data: bytes) -> None:
 # ---------------------------------------------------------------------------- the scan
 
 
+def _keep_top(heap: list[tuple[float, str]], top: int, item: tuple[float, str]) -> None:
+    """Push ``(score, path)`` onto a min-heap holding the ``top`` highest items seen so far."""
+    if not top:
+        return
+    if len(heap) < top:
+        heapq.heappush(heap, item)
+    elif item > heap[0]:
+        heapq.heapreplace(heap, item)
+
+
 def scan(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.PathLike,
          config: ScanConfig = ScanConfig(), log=print) -> ScanResult:
     """Scan ``paths`` with ``detector`` into ``out`` (.csv or .jsonl); see the module docstring.
@@ -327,12 +337,8 @@ def _scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str
 
     def note(path: str, label: str, score) -> None:
         counts[label] += 1
-        if label != "error" and config.top:
-            item = (float(score), path)
-            if len(heap) < config.top:
-                heapq.heappush(heap, item)
-            elif item > heap[0]:
-                heapq.heapreplace(heap, item)
+        if label != "error":
+            _keep_top(heap, config.top, (float(score), path))
 
     done: set[str] = set()
     if out.exists() and out.is_dir():
@@ -377,7 +383,7 @@ def _scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str
             if x is not None:
                 scores = torch.cat([detector.score_batch(x[j:j + config.forward_chunk])
                                     for j in range(0, len(x), config.forward_chunk)]).double()
-            rows, k, off = [], 0, 0
+            rows, off = [], 0
             for i, ok, n, w, h, policy, err in items:
                 path = display_path(files[i])  # valid UTF-8 even for non-UTF-8 file names
                 if not ok:
@@ -390,7 +396,6 @@ def _scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str
                     s = round(s, 6)
                     row = {"path": path, "score": s, "label": "fake" if s >= thr else "real", "threshold": thr,
                            "error": None, "policy": policy, "n_tiles": n, "width": w, "height": h}
-                    k += 1
                 note(path, row["label"], row["score"])
                 rows.append(row)
             _write_all(fd, fmt.rows(rows).encode("utf-8", "surrogateescape"))
@@ -484,12 +489,8 @@ def _scan_distributed(paths: Sequence[str | os.PathLike], detector: Detector, ou
                 f.write(fmt.rows(chunk).encode("utf-8", "surrogateescape"))
                 for row in chunk:
                     counts[row["label"]] += 1
-                    if row["label"] != "error" and config.top:
-                        item = (float(row["score"]), row["path"])
-                        if len(heap) < config.top:
-                            heapq.heappush(heap, item)
-                        elif item > heap[0]:
-                            heapq.heapreplace(heap, item)
+                    if row["label"] != "error":
+                        _keep_top(heap, config.top, (float(row["score"]), row["path"]))
         shutil.rmtree(pdir)  # the merged output holds every row now
         result = replace(result, n_files=len(rows), n_resumed=len(rows) - n_new, n_fake=counts["fake"],
                          n_real=counts["real"], n_errors=counts["error"], top=sorted(heap, reverse=True))
