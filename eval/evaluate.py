@@ -17,7 +17,8 @@ import detector
 from detector.atomic import write_json
 
 from .baselines import BASELINES, create_baseline, cross_fit_scores
-from .metrics import FalsePositiveAudit, Metrics, MetricError, calibration, compute_metrics, false_positive_audit
+from .metrics import (FalsePositiveAudit, Metrics, MetricError, calibration, compute_metrics, false_positive_audit,
+                      pair)
 from .robustness import DEFAULT_PERTURBATIONS, RobustnessResult, evaluate_robustness
 from .scoring import LoadedSets, ScoredSet, load_eval_sets, score_images
 
@@ -126,12 +127,6 @@ class EvalReport:
         if self.robustness is not None:
             out["robustness"] = self.robustness.to_json()
         return out
-
-
-def pair(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scores of a real-vs-fake test set (fake = 1)."""
-    y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
-    return y, np.concatenate([real, fake])
 
 
 def _metrics_for(real: np.ndarray, fakes: dict[str, np.ndarray], threshold: float, bootstrap: int, seed: int

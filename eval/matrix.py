@@ -24,7 +24,7 @@ from detector.artifact import Detector, spec_for_network
 from detector.nets import create_network
 from detector.preprocess import fit, normalize
 
-from .metrics import auc_fast
+from .metrics import auc_fast, pair
 from .scoring import score_images
 
 __all__ = ["FitDetector", "MatrixResult", "split_train_test", "cross_generator_matrix", "finetune_detector",
@@ -91,8 +91,7 @@ def cross_generator_matrix(real_train: Sequence[torch.Tensor], real_test: Sequen
         sr = score_images(det, list(real_test))
         for j, b in enumerate(names):
             sf = score_images(det, list(fakes[b][1]))
-            y = np.concatenate([np.zeros(len(sr), np.int64), np.ones(len(sf), np.int64)])
-            s = np.concatenate([sr, sf])
+            y, s = pair(sr, sf)
             auc[i][j] = auc_fast(y, s)
             acc[i][j] = float(((s >= thr) == (y == 1)).mean())
     return MatrixResult(names, auc, acc, {k: len(v[0]) for k, v in fakes.items()},

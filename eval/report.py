@@ -109,7 +109,7 @@ def gallery_items(rep: "EvalReport", k: int) -> tuple[list, list]:
 
 def make_plots(rep: "EvalReport", out: Path | None) -> dict[str, tuple[str, bytes]]:
     """name -> (caption, PNG bytes); also written to ``out/plots/NAME.png`` when ``out`` is given."""
-    from .evaluate import pair
+    from .metrics import pair
 
     d = None if out is None else out / "plots"
     if d is not None:
