@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from detector.artifact import Detector, spec_for_network
+from detector.device import resolve_device
 from detector.nets import create_network
 from detector.preprocess import fit, normalize
 
@@ -124,8 +125,7 @@ def finetune_detector(real: torch.Tensor, fake: torch.Tensor, base: Detector | N
         args = dict(in_channels=ch, image_size=size, width=config.width, norm="batch")
         net = create_network("dcgan_d", **args)
         spec = spec_for_network("dcgan_d", args, size, ch, policy="resize")
-    dev = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if config.device == "auto" else config.device))
+    dev = resolve_device(config.device)
     net.to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.5, 0.999))
     x = torch.cat([real, fake])
