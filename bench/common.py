@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: thread pinning, timing, peak memory."""
+"""Helpers shared by the benchmarks: thread pinning, timing, peak memory, synthetic inputs."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,7 @@ import resource
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 
 
@@ -74,3 +75,10 @@ def stand_in_detector(workdir, width: int = 64):
     d = Path(workdir) / "stand_in_detector"
     Detector(create_network("dcgan_d", **args), spec_for_network("dcgan_d", args, 28, 1, policy="tile")).save(d)
     return d
+
+
+def mosaic(imgs: np.ndarray, i: int, size: int) -> np.ndarray:
+    """The ``i``-th ``(size, size)`` uint8 grey mosaic of consecutive 28-px ``imgs`` (N, 28, 28), wrapping around."""
+    k = -(-size // 28)
+    rows = [np.concatenate([imgs[(i * k * k + r * k + c) % len(imgs)] for c in range(k)], 1) for r in range(k)]
+    return np.ascontiguousarray(np.concatenate(rows, 0)[:size, :size])

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from bench.common import best_of, pin_threads
+from bench.common import best_of, mosaic, pin_threads
 
 
 class _DecodeOnly(Dataset):
@@ -61,11 +61,9 @@ def make_photos(root: Path, n: int, size: int = 256) -> list[str]:
     from detector.data import load_fashion_mnist
 
     imgs = load_fashion_mnist("test", variant="embedded").images
-    k = -(-size // 28)
     blobs = []
     for j in range(32):
-        grey = np.concatenate([np.concatenate([imgs[(j * k * k + r * k + c) % len(imgs)] for c in range(k)], 1)
-                               for r in range(k)], 0)[:size, :size].astype(np.float32)
+        grey = mosaic(imgs, j, size).astype(np.float32)
         tint = np.array([1.0, 0.5 + 0.5 * (j % 3) / 2, 0.5 + 0.5 * (j % 5) / 4], np.float32)
         buf = io.BytesIO()
         Image.fromarray((grey[..., None] * tint).astype(np.uint8)).save(buf, format="PNG")
