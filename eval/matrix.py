@@ -25,7 +25,7 @@ from detector.device import resolve_device
 from detector.nets import create_network
 from detector.preprocess import fit, normalize
 
-from .metrics import auc_fast, pair
+from .metrics import accuracy, auc_fast, pair
 from .scoring import score_images
 
 __all__ = ["FitDetector", "MatrixResult", "split_train_test", "cross_generator_matrix", "finetune_detector",
@@ -94,7 +94,7 @@ def cross_generator_matrix(real_train: Sequence[torch.Tensor], real_test: Sequen
             sf = score_images(det, list(fakes[b][1]))
             y, s = pair(sr, sf)
             auc[i][j] = auc_fast(y, s)
-            acc[i][j] = float(((s >= thr) == (y == 1)).mean())
+            acc[i][j] = accuracy(y, s, thr)
     return MatrixResult(names, auc, acc, {k: len(v[0]) for k, v in fakes.items()},
                         {"real": len(real_test), **{k: len(v[1]) for k, v in fakes.items()}})
 

@@ -43,6 +43,7 @@ __all__ = [
     "calibration",
     "auc_fast",
     "pair",
+    "accuracy",
 ]
 
 
@@ -147,6 +148,11 @@ def pair(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return y, np.concatenate([real, fake])
 
 
+def accuracy(y: np.ndarray, s: np.ndarray, threshold: float) -> float:
+    """Fraction of images called right, an image being called fake when ``score >= threshold``."""
+    return float(((s >= threshold) == (y == 1)).mean())
+
+
 def auc_fast(y: np.ndarray, s: np.ndarray) -> float:
     """ROC AUC via the Mann-Whitney U statistic with mid-ranks (ties count half); equals sklearn."""
     order = np.argsort(s, kind="mergesort")
@@ -209,7 +215,7 @@ def bootstrap_ci(y: np.ndarray, s: np.ndarray, threshold: float, n: int = 1000, 
     for b in range(n):
         sb = np.concatenate([neg[rng.integers(0, len(neg), len(neg))], pos[rng.integers(0, len(pos), len(pos))]])
         aucs[b] = auc_fast(yy, sb)
-        accs[b] = float(((sb >= threshold) == (yy == 1)).mean())
+        accs[b] = accuracy(yy, sb, threshold)
     a = (1.0 - level) / 2.0 * 100.0
     return ((float(np.percentile(aucs, a)), float(np.percentile(aucs, 100 - a))),
             (float(np.percentile(accs, a)), float(np.percentile(accs, 100 - a))))

@@ -24,7 +24,7 @@ from detector.imageio import to_uint8
 from detector.preprocess import resize
 from detector.registry import Registry
 
-from .metrics import MetricError, auc_fast, pair
+from .metrics import MetricError, accuracy, auc_fast, pair
 
 __all__ = ["PERTURBATIONS", "DEFAULT_PERTURBATIONS", "perturb", "RobustnessRow", "RobustnessResult",
            "evaluate_robustness", "jpeg", "gaussian_blur", "downscale", "gaussian_noise"]
@@ -122,8 +122,8 @@ def _row(name: str, real: np.ndarray, fakes: dict[str, np.ndarray], thr: float,
     for k, f in fakes.items():
         ys, ss = pair(real, f)
         auc_set[k] = auc_fast(ys, ss)
-        acc_set[k] = float(((ss >= thr) == (ys == 1)).mean())
-    return RobustnessRow(name, auc_fast(y, s), float(((s >= thr) == (y == 1)).mean()), float(flips.mean()),
+        acc_set[k] = accuracy(ys, ss, thr)
+    return RobustnessRow(name, auc_fast(y, s), accuracy(y, s, thr), float(flips.mean()),
                          float(flips[:len(real)].mean()), float(flips[len(real):].mean()), auc_set, acc_set)
 
 
