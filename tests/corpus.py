@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 from PIL import Image
 
-__all__ = ["bomb_png", "enc", "header_only_avi", "patch_avi_count", "png_bytes", "write_video", "zero_frame_video"]
+__all__ = ["bomb_png", "enc", "header_only_avi", "patch_avi_count", "png_bytes", "save_pngs", "write_video",
+           "zero_frame_video"]
 
 
 def enc(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -24,6 +25,16 @@ def enc(img: Image.Image, fmt: str, **kw) -> bytes:
 
 def png_bytes(img: Image.Image) -> bytes:
     return enc(img, "PNG")
+
+
+def save_pngs(folder: Path, images, name: str = "{i}.png") -> list[Path]:
+    """Each ``(C, H, W)`` image in [0, 1] saved as ``folder / name.format(i=i)``; returns the paths."""
+    from detector.imageio import save_png
+
+    paths = [Path(folder) / name.format(i=i) for i in range(len(images))]
+    for img, p in zip(images, paths):
+        save_png(img, p)
+    return paths
 
 
 def bomb_png(w: int = 100_000, h: int = 100_000) -> bytes:
