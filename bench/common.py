@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: thread pinning, timing, peak memory."""
+"""Helpers shared by the benchmarks: thread pinning, timing, peak memory, synthetic inputs."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,7 @@ import resource
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 
 
@@ -61,16 +62,28 @@ def machine() -> dict:
     }
 
 
-def stand_in_detector(workdir, width: int = 64):
-    """Save an untrained ``dcgan_d`` detector (28 px, 1 channel, tile policy) into ``workdir`` and
-    return its directory: speed does not depend on the weights."""
-    from pathlib import Path
-
+def stand_in(policy: str = "tile", **arch):
+    """An untrained, seeded ``dcgan_d`` ``Detector`` (28 px, 1 channel; ``arch`` overrides its
+    arguments): speed does not depend on the weights."""
     from detector.artifact import Detector, spec_for_network
     from detector.nets import create_network
 
     torch.manual_seed(0)
-    args = dict(in_channels=1, image_size=28, width=width, norm="batch")
+    args = dict(in_channels=1, image_size=28, **arch)
+    return Detector(create_network("dcgan_d", **args), spec_for_network("dcgan_d", args, 28, 1, policy=policy))
+
+
+def stand_in_detector(workdir, width: int = 64):
+    """Save :func:`stand_in` (tile policy) into ``workdir`` and return its directory."""
+    from pathlib import Path
+
     d = Path(workdir) / "stand_in_detector"
-    Detector(create_network("dcgan_d", **args), spec_for_network("dcgan_d", args, 28, 1, policy="tile")).save(d)
+    stand_in("tile", width=width, norm="batch").save(d)
     return d
+
+
+def mosaic(imgs: np.ndarray, i: int, size: int) -> np.ndarray:
+    """The ``i``-th ``(size, size)`` uint8 grey mosaic of consecutive 28-px ``imgs`` (N, 28, 28), wrapping around."""
+    k = -(-size // 28)
+    rows = [np.concatenate([imgs[(i * k * k + r * k + c) % len(imgs)] for c in range(k)], 1) for r in range(k)]
+    return np.ascontiguousarray(np.concatenate(rows, 0)[:size, :size])

@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import torch
 
-from bench.common import best_of, pin_threads
+from bench.common import best_of, pin_threads, stand_in
 
 
 def run(tiny: bool = False) -> dict:
     from torchvision.models import resnet50
 
-    from detector.artifact import Detector, spec_for_network
-    from detector.nets import create_network
-
     # One thread for both: on this shared 2-core box two OpenMP threads stall whenever another job
     # takes a core (bench/gan_speed.md), which made single measurements swing by 10x.
     pin_threads(1)
-    torch.manual_seed(0)
     n = 2 if tiny else 32
-    args = dict(in_channels=1, image_size=28)
-    net = create_network("dcgan_d", **args)
-    det = Detector(net, spec_for_network("dcgan_d", args, 28, 1))   # the shipped inference path
+    det = stand_in("resize")   # the shipped inference path
     ours = det.logits
     # The reference gets the same channels-last CPU layout our Detector uses (a fair, tuned baseline).
     ref = resnet50(weights=None, num_classes=1).eval().to(memory_format=torch.channels_last)
@@ -40,7 +34,7 @@ def run(tiny: bool = False) -> dict:
         "ours_ms_per_image": 1e3 * t_ours,
         "resnet50_ms_per_image": 1e3 * t_ref,
         "speedup_vs_resnet50": t_ref / t_ours,
-        "ours_params": params(net),
+        "ours_params": params(det.net),
         "resnet50_params": params(ref),
         "images": n,
         "threads": 1,

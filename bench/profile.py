@@ -17,16 +17,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import best_of, pin_threads, stand_in_detector
-
-
-def _det(policy: str = "tile"):
-    from detector.artifact import Detector, spec_for_network
-    from detector.nets import create_network
-
-    torch.manual_seed(0)
-    args = dict(in_channels=1, image_size=28)
-    return Detector(create_network("dcgan_d", **args), spec_for_network("dcgan_d", args, 28, 1, policy=policy))
+from bench.common import best_of, pin_threads, stand_in, stand_in_detector
 
 
 def _show(pr: cProfile.Profile, top: int) -> None:
@@ -37,7 +28,7 @@ def profile_scan(n: int = 6000, top: int = 18) -> None:
     from bench.scan_speed import make_files
     from detector.scan import ScanConfig, scan
 
-    det = _det()
+    det = stand_in()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_files(root / "imgs", n)

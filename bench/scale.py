@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
-from bench.common import stand_in_detector
+from bench.common import mosaic, stand_in_detector
 
 __all__ = ["make_folder", "scan_rate", "run"]
 
@@ -38,11 +37,9 @@ def make_folder(folder: Path, n: int, size: int) -> Path:
     from detector.data import load_fashion_mnist
 
     imgs = load_fashion_mnist("test", variant="embedded").images
-    k = -(-size // 28)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        rows = [np.concatenate([imgs[(i * k * k + r * k + c) % len(imgs)] for c in range(k)], 1) for r in range(k)]
-        cv2.imwrite(str(folder / f"img_{i:06d}.png"), np.ascontiguousarray(np.concatenate(rows, 0)[:size, :size]))
+        cv2.imwrite(str(folder / f"img_{i:06d}.png"), mosaic(imgs, i, size))
     return folder
 
 

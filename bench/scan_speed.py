@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from bench.common import best_of, pin_threads
+from bench.common import best_of, mosaic, pin_threads, stand_in
 
 
 class _DecodeOnly(Dataset):
@@ -61,11 +61,9 @@ def make_photos(root: Path, n: int, size: int = 256) -> list[str]:
     from detector.data import load_fashion_mnist
 
     imgs = load_fashion_mnist("test", variant="embedded").images
-    k = -(-size // 28)
     blobs = []
     for j in range(32):
-        grey = np.concatenate([np.concatenate([imgs[(j * k * k + r * k + c) % len(imgs)] for c in range(k)], 1)
-                               for r in range(k)], 0)[:size, :size].astype(np.float32)
+        grey = mosaic(imgs, j, size).astype(np.float32)
         tint = np.array([1.0, 0.5 + 0.5 * (j % 3) / 2, 0.5 + 0.5 * (j % 5) / 4], np.float32)
         buf = io.BytesIO()
         Image.fromarray((grey[..., None] * tint).astype(np.uint8)).save(buf, format="PNG")
@@ -112,16 +110,9 @@ def run(tiny: bool = False, workers: int = 2, batch_size: int = 64) -> dict:
 
     Also reported (``*_photo``): 1,000 256-px RGB PNGs scanned by the same network with the resize
     policy, where decoding costs more per file than the 28-px forward pass (the usual case for photos)."""
-    from detector.artifact import Detector, spec_for_network
-    from detector.nets import create_network
-
     pin_threads(1)
-    torch.manual_seed(0)
     n, n_photo, repeats = (300, 40, 1) if tiny else (10_000, 1_000, 3)
-    args = dict(in_channels=1, image_size=28)
-    net = create_network("dcgan_d", **args)
-    det = Detector(net, spec_for_network("dcgan_d", args, 28, 1))
-    det_resize = Detector(net, spec_for_network("dcgan_d", args, 28, 1, policy="resize"))
+    det = det_resize = stand_in("resize")  # DetectorSpec's default policy, as before this helper
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         files = make_files(root / "imgs" / "grey", n)

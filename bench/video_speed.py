@@ -15,10 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from bench.common import stand_in_detector
+from bench.common import mosaic, stand_in_detector
 
 __all__ = ["make_video", "decode_fps", "measure", "run"]
 
@@ -30,12 +29,9 @@ def make_video(path: Path, frames: int, size: int, fps: float = 25.0) -> Path:
     from detector.data import load_fashion_mnist
 
     imgs = load_fashion_mnist("test", variant="embedded").images
-    n = -(-size // 28)
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
     for i in range(frames):
-        rows = [np.concatenate([imgs[(i * n * n + r * n + c) % len(imgs)] for c in range(n)], 1) for r in range(n)]
-        m = np.concatenate(rows, 0)[:size, :size]
-        vw.write(cv2.cvtColor(np.ascontiguousarray(m), cv2.COLOR_GRAY2BGR))
+        vw.write(cv2.cvtColor(mosaic(imgs, i, size), cv2.COLOR_GRAY2BGR))
     vw.release()
     return path
 

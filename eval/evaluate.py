@@ -17,9 +17,10 @@ import detector
 from detector.atomic import write_json
 
 from .baselines import BASELINES, create_baseline, cross_fit_scores
-from .metrics import FalsePositiveAudit, Metrics, MetricError, calibration, compute_metrics, false_positive_audit
+from .metrics import (FalsePositiveAudit, Metrics, MetricError, calibration, compute_metrics, false_positive_audit,
+                      pair)
 from .robustness import DEFAULT_PERTURBATIONS, RobustnessResult, evaluate_robustness
-from .scoring import LoadedSets, ScoredSet, load_eval_sets, score_images
+from .scoring import LoadedSets, ScoredSet, load_eval_sets, scorer
 
 __all__ = ["EvalConfig", "BaselineResult", "BaselineTrainData", "EvalReport", "evaluate", "run_eval",
            "pair", "DETECTOR_ROW", "load_baseline_train", "baseline_train_from_artifact"]
@@ -128,12 +129,6 @@ class EvalReport:
         return out
 
 
-def pair(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scores of a real-vs-fake test set (fake = 1)."""
-    y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
-    return y, np.concatenate([real, fake])
-
-
 def _metrics_for(real: np.ndarray, fakes: dict[str, np.ndarray], threshold: float, bootstrap: int, seed: int
                  ) -> tuple[Metrics, dict[str, Metrics]]:
     overall = compute_metrics(*pair(real, np.concatenate(list(fakes.values()))), threshold, bootstrap, seed)
@@ -208,8 +203,8 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
     ch = det.spec.channels
     # images stay in memory only where baselines or robustness need them; scores are taken while reading
     keep = config.baselines or config.robustness
-    sets = load_eval_sets(config.real, config.fake, config.labelled, ch, config.progress,
-                          score=lambda ims: score_images(det, ims, config.batch_size), keep=keep)
+    score = scorer(det, config.batch_size)
+    sets = load_eval_sets(config.real, config.fake, config.labelled, ch, config.progress, score=score, keep=keep)
     if not len(sets.real) and not any(len(s) for s in sets.fakes):
         raise MetricError("no readable images in the given folders"
                           + (f" ({len(sets.unreadable)} unreadable)" if sets.unreadable else ""))
@@ -243,7 +238,7 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
             baselines = _baselines(config, det.spec.input_size, sets, train)
         if config.robustness:
             robust = evaluate_robustness(
-                lambda ims: score_images(det, ims, config.batch_size), sets.real.images,
+                score, sets.real.images,
                 {s.name: s.images for s in fakes}, thr, config.perturbations, config.seed,
                 clean_scores=(sets.real.scores, fs), progress=config.progress)
     return EvalReport(config, det.spec.to_json(), sets.real, fakes, overall, per, audit, cal, baselines, robust,

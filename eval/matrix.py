@@ -21,10 +21,11 @@ import torch
 from tqdm import tqdm
 
 from detector.artifact import Detector, spec_for_network
+from detector.device import resolve_device
 from detector.nets import create_network
 from detector.preprocess import fit, normalize
 
-from .metrics import auc_fast
+from .metrics import accuracy, auc_fast, pair
 from .scoring import score_images
 
 __all__ = ["FitDetector", "MatrixResult", "split_train_test", "cross_generator_matrix", "finetune_detector",
@@ -91,10 +92,9 @@ def cross_generator_matrix(real_train: Sequence[torch.Tensor], real_test: Sequen
         sr = score_images(det, list(real_test))
         for j, b in enumerate(names):
             sf = score_images(det, list(fakes[b][1]))
-            y = np.concatenate([np.zeros(len(sr), np.int64), np.ones(len(sf), np.int64)])
-            s = np.concatenate([sr, sf])
+            y, s = pair(sr, sf)
             auc[i][j] = auc_fast(y, s)
-            acc[i][j] = float(((s >= thr) == (y == 1)).mean())
+            acc[i][j] = accuracy(y, s, thr)
     return MatrixResult(names, auc, acc, {k: len(v[0]) for k, v in fakes.items()},
                         {"real": len(real_test), **{k: len(v[1]) for k, v in fakes.items()}})
 
@@ -125,8 +125,7 @@ def finetune_detector(real: torch.Tensor, fake: torch.Tensor, base: Detector | N
         args = dict(in_channels=ch, image_size=size, width=config.width, norm="batch")
         net = create_network("dcgan_d", **args)
         spec = spec_for_network("dcgan_d", args, size, ch, policy="resize")
-    dev = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if config.device == "auto" else config.device))
+    dev = resolve_device(config.device)
     net.to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.5, 0.999))
     x = torch.cat([real, fake])

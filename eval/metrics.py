@@ -42,6 +42,8 @@ __all__ = [
     "false_positive_audit",
     "calibration",
     "auc_fast",
+    "pair",
+    "accuracy",
 ]
 
 
@@ -140,6 +142,17 @@ def as_arrays(y_true: Sequence[int], scores: Sequence[float], need_both: bool = 
 # ------------------------------------------------------------------------------- single metrics
 
 
+def pair(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores of a real-vs-fake test set (fake = 1)."""
+    y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
+    return y, np.concatenate([real, fake])
+
+
+def accuracy(y: np.ndarray, s: np.ndarray, threshold: float) -> float:
+    """Fraction of images called right, an image being called fake when ``score >= threshold``."""
+    return float(((s >= threshold) == (y == 1)).mean())
+
+
 def auc_fast(y: np.ndarray, s: np.ndarray) -> float:
     """ROC AUC via the Mann-Whitney U statistic with mid-ranks (ties count half); equals sklearn."""
     order = np.argsort(s, kind="mergesort")
@@ -197,12 +210,12 @@ def bootstrap_ci(y: np.ndarray, s: np.ndarray, threshold: float, n: int = 1000, 
     y, s = as_arrays(y, s)
     rng = np.random.default_rng(seed)
     pos, neg = s[y == 1], s[y == 0]
-    yy = np.concatenate([np.zeros(len(neg), np.int64), np.ones(len(pos), np.int64)])
+    yy = pair(neg, pos)[0]
     aucs, accs = np.empty(n), np.empty(n)
     for b in range(n):
         sb = np.concatenate([neg[rng.integers(0, len(neg), len(neg))], pos[rng.integers(0, len(pos), len(pos))]])
         aucs[b] = auc_fast(yy, sb)
-        accs[b] = float(((sb >= threshold) == (yy == 1)).mean())
+        accs[b] = accuracy(yy, sb, threshold)
     a = (1.0 - level) / 2.0 * 100.0
     return ((float(np.percentile(aucs, a)), float(np.percentile(aucs, 100 - a))),
             (float(np.percentile(accs, a)), float(np.percentile(accs, 100 - a))))

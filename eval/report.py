@@ -22,7 +22,7 @@ from detector.decode import UnreadableImage, read_image
 from detector.imageio import to_pil
 
 from . import plots
-from .metrics import Metrics
+from .metrics import Metrics, pair
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluate import EvalReport
@@ -109,8 +109,6 @@ def gallery_items(rep: "EvalReport", k: int) -> tuple[list, list]:
 
 def make_plots(rep: "EvalReport", out: Path | None) -> dict[str, tuple[str, bytes]]:
     """name -> (caption, PNG bytes); also written to ``out/plots/NAME.png`` when ``out`` is given."""
-    from .evaluate import pair
-
     d = None if out is None else out / "plots"
     if d is not None:
         d.mkdir(parents=True, exist_ok=True)

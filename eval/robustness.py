@@ -24,7 +24,7 @@ from detector.imageio import to_uint8
 from detector.preprocess import resize
 from detector.registry import Registry
 
-from .metrics import MetricError, auc_fast
+from .metrics import MetricError, accuracy, auc_fast, pair
 
 __all__ = ["PERTURBATIONS", "DEFAULT_PERTURBATIONS", "perturb", "RobustnessRow", "RobustnessResult",
            "evaluate_robustness", "jpeg", "gaussian_blur", "downscale", "gaussian_noise"]
@@ -115,17 +115,15 @@ class RobustnessResult:
 def _row(name: str, real: np.ndarray, fakes: dict[str, np.ndarray], thr: float,
          clean_real: np.ndarray, clean_fakes: dict[str, np.ndarray]) -> RobustnessRow:
     all_fake = np.concatenate(list(fakes.values()))
-    y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(all_fake), np.int64)])
-    s = np.concatenate([real, all_fake])
+    y, s = pair(real, all_fake)
     clean_all = np.concatenate([clean_real, *clean_fakes.values()])
     flips = (s >= thr) != (clean_all >= thr)
     auc_set, acc_set = {}, {}
     for k, f in fakes.items():
-        ys = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(f), np.int64)])
-        ss = np.concatenate([real, f])
+        ys, ss = pair(real, f)
         auc_set[k] = auc_fast(ys, ss)
-        acc_set[k] = float(((ss >= thr) == (ys == 1)).mean())
-    return RobustnessRow(name, auc_fast(y, s), float(((s >= thr) == (y == 1)).mean()), float(flips.mean()),
+        acc_set[k] = accuracy(ys, ss, thr)
+    return RobustnessRow(name, auc_fast(y, s), accuracy(y, s, thr), float(flips.mean()),
                          float(flips[:len(real)].mean()), float(flips[len(real):].mean()), auc_set, acc_set)
 
 

@@ -10,12 +10,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(1)  # tiny models: one thread is as fast and immune to a busy neighbour
 
 
-@pytest.fixture
-def seed() -> int:
-    torch.manual_seed(0)
-    return 0
-
-
 # ----------------------------------------------------------------------------- shared data
 # Session-scoped so the suite pays for them once. `fake_images` come from an untrained
 # transposed-convolution generator (the GAN family unmask hardens against); the GAN issue may

@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 from PIL import Image
 
-__all__ = ["bomb_png", "enc", "patch_avi_count", "png_bytes", "write_video"]
+__all__ = ["bomb_png", "enc", "header_only_avi", "patch_avi_count", "png_bytes", "save_pngs", "write_video",
+           "zero_frame_video"]
 
 
 def enc(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -24,6 +25,16 @@ def enc(img: Image.Image, fmt: str, **kw) -> bytes:
 
 def png_bytes(img: Image.Image) -> bytes:
     return enc(img, "PNG")
+
+
+def save_pngs(folder: Path, images, name: str = "{i}.png") -> list[Path]:
+    """Each ``(C, H, W)`` image in [0, 1] saved as ``folder / name.format(i=i)``; returns the paths."""
+    from detector.imageio import save_png
+
+    paths = [Path(folder) / name.format(i=i) for i in range(len(images))]
+    for img, p in zip(images, paths):
+        save_png(img, p)
+    return paths
 
 
 def bomb_png(w: int = 100_000, h: int = 100_000) -> bytes:
@@ -45,6 +56,19 @@ def write_video(path: Path, frames, fps: float = 10.0, fourcc: str = "MJPG") -> 
         vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f)
     vw.release()
     return path
+
+
+def zero_frame_video(path: Path, w: int = 28, h: int = 28, fps: float = 10.0, fourcc: str = "MJPG") -> Path:
+    """A video file OpenCV wrote with no frames at all."""
+    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h)).release()
+    return path
+
+
+def header_only_avi(src: Path, dst: Path) -> Path:
+    """``src`` cut right after its ``movi`` list tag: the header promises frames, none follow."""
+    d = Path(src).read_bytes()
+    dst.write_bytes(d[: d.find(b"movi") + 4])
+    return dst
 
 
 def patch_avi_count(src: Path, dst: Path, count: int) -> Path:

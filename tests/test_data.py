@@ -29,6 +29,7 @@ from detector.data import (
 )
 from detector.decode import UnreadableImage
 from detector.preprocess import fit, normalize, tile_grid, tiles
+from tests.corpus import write_video
 
 # ----------------------------------------------------------------------------- embedded Fashion-MNIST
 
@@ -247,23 +248,12 @@ def test_open_source_fashion_mnist_embedded():
 # ----------------------------------------------------------------------------- video
 
 
-def _write_video(path: Path, frames: np.ndarray, fps: int = 5) -> None:
-    import cv2
-
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened()
-    for f in frames:
-        writer.write(np.ascontiguousarray(f[..., ::-1]))  # RGB -> BGR
-    writer.release()
-
-
 def test_open_source_video_from_real_images(tmp_path):
     real = load_fashion_mnist("test", variant="embedded").images[:6]  # (6, 28, 28) uint8
     big = np.kron(real, np.ones((2, 2), np.uint8))  # 56x56 so MJPG blocks stay sharp
     frames = np.repeat(big[..., None], 3, axis=-1)
     path = tmp_path / "clip.avi"
-    _write_video(path, frames)
+    write_video(path, frames, fps=5)
     src = open_source(str(path), size=28, channels=1)
     assert isinstance(src, TensorSource) and len(src) == 6 and src.name == f"video:{path}"
     expected = torch.from_numpy(real).float().unsqueeze(1) / 255
@@ -285,7 +275,7 @@ def test_open_source_video_errors(tmp_path):
     with pytest.raises(UnreadableImage, match=r"empty\.mp4: cannot open as a video"):
         open_source(str(empty))
     good = tmp_path / "ok.avi"
-    _write_video(good, np.zeros((2, 16, 16, 3), np.uint8))
+    write_video(good, np.zeros((2, 16, 16, 3), np.uint8), fps=5)
     with pytest.raises(ValueError, match="video_every and max_video_frames must be >= 1, not 0, 20000"):
         open_source(str(good), video_every=0)
 

@@ -21,15 +21,10 @@ from PIL import Image
 from detector import decode
 from detector.data import FolderSource
 from detector.decode import UnreadableImage, decode_bytes, display_path, read_image, to_channels
+from tests.corpus import enc
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)  # (H, W, 3): 6 rows, 8 columns
-
-
-def enc(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 def chw(arr: np.ndarray) -> torch.Tensor:

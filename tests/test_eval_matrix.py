@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from detector.artifact import Detector
-from detector.imageio import save_png
 from eval.matrix import FinetuneConfig, cross_generator_matrix, finetune_detector, split_train_test
+from tests.corpus import save_pngs
 from unmask.cli import main
 
 TINY = FinetuneConfig(steps=40, batch_size=32, lr=2e-3, width=8, seed=0)
@@ -76,10 +76,9 @@ def test_split_and_errors(real_images):
 
 def test_eval_matrix_cli(tmp_path, real_images, fake_images):
     blocky = _blocky(real_images[300:340])
-    for i in range(40):
-        save_png(real_images[i], tmp_path / "real" / f"{i}.png")
-        save_png(fake_images[i], tmp_path / "tconv" / f"{i}.png")
-        save_png(blocky[i], tmp_path / "blocky" / f"{i}.png")
+    save_pngs(tmp_path / "real", real_images[:40])
+    save_pngs(tmp_path / "tconv", fake_images[:40])
+    save_pngs(tmp_path / "blocky", blocky)
     out = tmp_path / "matrix"
     res = CliRunner().invoke(main, ["eval-matrix", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "tconv"),
                                     "--fake", str(tmp_path / "blocky"), "--out", str(out), "--steps", "30"])

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from detector.artifact import load
-from detector.imageio import save_png
+from tests.corpus import save_pngs
 from unmask.cli import main
 
 N = 48
@@ -23,10 +23,9 @@ N = 48
 def folders(tmp_path_factory, real_images, fake_images):
     """real/ (held-out reals + one broken file), gen_a/ (fixture fakes), gen_b/ (mirrored, darker fakes)."""
     root = tmp_path_factory.mktemp("evalsets")
-    for i in range(N):
-        save_png(real_images[400 + i], root / "real" / f"r{i:03d}.png")
-        save_png(fake_images[400 + i], root / "gen_a" / f"a{i:03d}.png")
-        save_png((fake_images[400 + i].flip(-1) * 0.8), root / "gen_b" / f"b{i:03d}.png")
+    save_pngs(root / "real", real_images[400:400 + N], "r{i:03d}.png")
+    save_pngs(root / "gen_a", fake_images[400:400 + N], "a{i:03d}.png")
+    save_pngs(root / "gen_b", fake_images[400:400 + N].flip(-1) * 0.8, "b{i:03d}.png")
     (root / "real" / "zz_broken.png").write_bytes(b"this is not an image at all")
     return root
 
@@ -139,9 +138,8 @@ def test_real_only_is_a_false_positive_audit(folders, tiny_detector, tmp_path):
 
 def test_labelled_folder_layout(tmp_path, real_images, fake_images, tiny_detector):
     root = tmp_path / "testset"
-    for i in range(12):
-        save_png(real_images[450 + i], root / "0_real" / f"{i}.png")
-        save_png(fake_images[450 + i], root / "1_fake" / f"{i}.png")
+    save_pngs(root / "0_real", real_images[450:462])
+    save_pngs(root / "1_fake", fake_images[450:462])
     out = tmp_path / "rep"
     res = CliRunner().invoke(main, ["eval", "--detector", str(tiny_detector), str(root), "--out", str(out),
                                     "--bootstrap", "0", "--gallery", "3"])

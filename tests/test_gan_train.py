@@ -23,10 +23,6 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def _strip(rows):
-    return [{k: v for k, v in r.items()} for r in rows]
-
-
 def test_resume_reproduces_uninterrupted_run(tmp_path):
     cfg = tiny_config(steps=8, checkpoint_every=3, instance_noise=0.2)
     train(cfg, tmp_path / "a")

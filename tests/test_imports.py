@@ -21,17 +21,7 @@ print(json.dumps({"after_import": after_import, "after_load": after_load,
 """
 
 
-def _tiny_artifact(d: Path) -> Path:
-    from detector.artifact import Detector, spec_for_network
-    from detector.nets import create_network
-
-    args = {"in_channels": 1, "image_size": 28, "width": 4, "max_width": 8}
-    Detector(create_network("dcgan_d", **args), spec_for_network("dcgan_d", args, 28, 1, policy="tile")).save(d)
-    return d
-
-
-def test_detector_imports_neither_gan_nor_eval(tmp_path):
-    tiny_detector = _tiny_artifact(tmp_path / "det")
+def test_detector_imports_neither_gan_nor_eval(tiny_detector):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, "-c", PROBE, str(tiny_detector)], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=120)

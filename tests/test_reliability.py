@@ -31,7 +31,8 @@ import detector
 from detector import artifact
 from detector.decode import display_path
 from detector.scan import read_rows
-from tests.corpus import bomb_png, enc, patch_avi_count, png_bytes, write_video
+from tests.corpus import (bomb_png, enc, header_only_avi, patch_avi_count, png_bytes, write_video,
+                          zero_frame_video)
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -234,10 +235,9 @@ def test_cli_video_bad_inputs_one_row_each(real_images, tiny_detector, tmp_path)
     frames = [(real_images[i, 0] * 255).round().to(torch.uint8).numpy() for i in range(24)]
     good = write_video(d / "good.avi", frames)
     (d / "corrupt.avi").write_bytes(np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes())
-    cv2.VideoWriter(str(d / "zero.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (28, 28)).release()
+    zero_frame_video(d / "zero.avi")
     patch_avi_count(good, d / "overcount.avi", 500)
-    data = good.read_bytes()
-    (d / "headeronly.avi").write_bytes(data[: data.find(b"movi") + 4])
+    header_only_avi(good, d / "headeronly.avi")
     out = tmp_path / "out"
     res = subprocess.run([PY, "-m", "unmask", "video", str(d), "--detector", str(tiny_detector), "--out", str(out),
                           "--frames", "4", "--time-limit", "60", "--quiet"], env=_env(tmp_path), capture_output=True,

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 import detector
 from detector.harden import REPLAY_FILE, HardenConfig, harden, load_replay, split_tensor
-from detector.imageio import save_png
 from detector.nets import create_network
+from tests.corpus import save_pngs
 
 ARGS = dict(in_channels=1, image_size=28, width=16, norm="batch")
 
@@ -38,8 +38,7 @@ def test_cli_retrain_raises_new_auc_keeps_old(hardened, real_images, tmp_path):
     from unmask.cli import main
 
     new_dir = tmp_path / "newgen"
-    for i, img in enumerate(_new_generator_images(real_images.flip(0)[:400])):
-        save_png(img, new_dir / f"{i:04d}.png")
+    save_pngs(new_dir, _new_generator_images(real_images.flip(0)[:400]), "{i:04d}.png")
     out = tmp_path / "det2"
     before_files = sorted(p.name for p in hardened.iterdir())
     res = CliRunner().invoke(main, ["retrain", str(hardened), "--fakes", str(new_dir), "--out", str(out),

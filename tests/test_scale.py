@@ -126,11 +126,10 @@ def _scan_job(rank: int, folder: str, det_dir: str, out: str) -> dict:
 
 
 def _corpus(root, real_images, n: int = 30):
-    from detector.imageio import save_png
+    from tests.corpus import save_pngs
 
     root.mkdir()
-    for i in range(n):
-        save_png(real_images[i], root / f"img_{i:03d}.png")
+    save_pngs(root, real_images[:n], "img_{i:03d}.png")
     (root / "broken.png").write_bytes(b"not an image")
     return root
 

@@ -33,7 +33,7 @@ from detector.video import (
     stream_frames,
     video_stats,
 )
-from tests.corpus import patch_avi_count, write_video
+from tests.corpus import header_only_avi, patch_avi_count, write_video, zero_frame_video
 
 FAKE_FRAMES = set(range(8, 14))   # frames carrying GAN content in the mosaic video
 FAKE_TILE = (1, 2)                # (row, col) of the spliced tile in the 3x3 mosaic
@@ -332,9 +332,8 @@ def bad_inputs(videos, tmp_path_factory, real_images):
     (d / "text.mp4").write_text("this is a text file, not a video\n" * 4)
     (d / "noise.avi").write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     (d / "empty.mkv").write_bytes(b"")
-    vw = cv2.VideoWriter(str(d / "zero.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (28, 28))
-    vw.release()
-    (d / "headeronly.avi").write_bytes(good[:movi + 4])           # frames cut off: header says 24, none decode
+    zero_frame_video(d / "zero.avi")
+    header_only_avi(videos["whole"], d / "headeronly.avi")        # frames cut off: header says 24, none decode
     (d / "truncated.avi").write_bytes(good[: movi + (len(good) - movi) // 2])
     big = write_video(d / "big.avi", [np.zeros((80, 100), np.uint8)] * 3)
     patch_avi_count(videos["whole"], d / "overcount.avi", 500)
