@@ -7,14 +7,8 @@ from pathlib import Path
 
 import click
 
-
-def _device(d: str) -> str:
-    from detector.device import resolve_device
-
-    try:
-        return str(resolve_device(d))
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--device") from None
+from .options import AMP_HELP, DEVICE_HELP, EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE
+from .options import device_option as _device
 
 
 def _load_detector(path: Path, device: str = "cpu"):
@@ -24,17 +18,6 @@ def _load_detector(path: Path, device: str = "cpu"):
         return load(path, _device(device))
     except ArtifactError as e:
         raise click.BadParameter(str(e), param_hint="DETECTOR") from None
-
-
-def _codes() -> tuple[int, int, int, int]:
-    """(done, done with unreadable inputs, usage error, failed): unmask.cli's exit codes."""
-    from .cli import EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
-
-    return EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED
-
-
-DEVICE_HELP = "auto, cpu, cuda or cuda:N (under torchrun, auto/cuda = this rank's GPU)."
-AMP_HELP = "Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU."
 
 
 def _amp(device, amp: bool) -> bool:
@@ -176,7 +159,7 @@ def export(detector_dir: Path, fmt: str, out: Path, real_source: str | None) -> 
         r = do_export(det, out, fmt, real=real)
     except RuntimeError as e:
         click.echo(f"error: {e}", err=True)
-        sys.exit(_codes()[3])
+        sys.exit(EXIT_FAILED)
     click.echo(f"wrote {r.path} ({fmt}); parity vs native on {r.n_inputs} inputs: max |score diff| "
                f"{r.max_abs_diff:.3g}, max |logit diff| {r.max_abs_diff_logit:.3g} (tolerance 1e-4)")
 
@@ -245,7 +228,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
         raise click.UsageError(str(e)) from None
     except OSError as e:
         click.echo(f"error: scan failed: {e}", err=True)
-        sys.exit(_codes()[3])
+        sys.exit(EXIT_FAILED)
     finally:
         main_rank = distributed.is_main()
         distributed.cleanup()
@@ -259,7 +242,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
         for s, p in r.top:
             click.echo(f"  {s:.4f}  {p}")
     click.echo(f"results: {out}")
-    sys.exit(_codes()[1] if r.n_errors else _codes()[0])
+    sys.exit(EXIT_UNREADABLE if r.n_errors else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- retrain

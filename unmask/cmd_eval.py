@@ -6,16 +6,8 @@ from pathlib import Path
 
 import click
 
-from .cli import EXIT_FAILED, EXIT_UNREADABLE
-
-
-def _device(spec: str) -> str:
-    from detector.device import resolve_device
-
-    try:
-        return str(resolve_device(spec))
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--device") from None
+from .options import AMP_HELP, EXIT_FAILED, EXIT_UNREADABLE
+from .options import device_option as _device
 
 
 def _fail(msg: str) -> None:
@@ -51,7 +43,7 @@ def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, t
               help="Thumbnails per mistake gallery.")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU.")
+@click.option("--amp", is_flag=True, help=AMP_HELP)
 def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, robustness, bootstrap, seed,
              gallery, batch_size, device, amp) -> None:
     """Evaluate a detector on real and fake images and write an HTML report.

@@ -1,0 +1,24 @@
+"""What every ``cmd_*`` module shares: the exit codes, the --device/--amp help and the --device resolver.
+
+Kept apart from :mod:`unmask.cli` (which imports every ``cmd_*`` module) so that importing a
+``cmd_*`` module on its own does not go round in a circle.
+"""
+from __future__ import annotations
+
+import click
+
+__all__ = ["EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "EXIT_FAILED", "DEVICE_HELP", "AMP_HELP", "device_option"]
+
+EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+DEVICE_HELP = "auto, cpu, cuda or cuda:N (under torchrun, auto/cuda = this rank's GPU)."
+AMP_HELP = "Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU."
+
+
+def device_option(spec: str) -> str:
+    """The ``--device`` value resolved (``auto`` -> a concrete device); a bad one is a usage error naming it."""
+    from detector.device import resolve_device
+
+    try:
+        return str(resolve_device(spec))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
