@@ -519,7 +519,6 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
                 _write_metrics(mpath, run.records)
             if step % c.checkpoint_every == 0 or step == end:
                 run.save_checkpoint()
-        G.train()
     bar.close()
     seconds = time.perf_counter() - t0
     if main_rank:
@@ -636,7 +635,6 @@ def continue_training(run_dir: str | os.PathLike, discriminator: nn.Module, step
                 step = base.step + k
                 out.append(save_snapshot(run_dir, G, f"{c.generator}_{tag}_s{step:06d}", step, c.generator,
                                          c.resolved_generator_args(), stage=tag, tag=tag))
-                G.train()
     finally:
         for p, f in zip(discriminator.parameters(), flags):
             p.requires_grad_(f)
