@@ -462,11 +462,9 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
         run.opt_g.step()
         run.step += 1
         step = run.step
-        if world > 1:  # the global-batch losses, and every rank stops together on a non-finite one
-            both = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
-            loss_d, loss_g = dist_.all_reduce_mean(both).tolist()
-        else:
-            loss_d, loss_g = loss_d.item(), loss_g.item()
+        # the global-batch losses (one device-to-host copy), so every rank stops together on a non-finite one
+        both = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
+        loss_d, loss_g = dist_.all_reduce_mean(both).tolist()
         if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
             bar.close()
             raise FloatingPointError(f"step {step}: loss is not finite (D {loss_d}, G {loss_g}); "
