@@ -89,6 +89,7 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     from detector.augment import AugmentConfig
     from detector.device import resolve_device
     from detector.harden import HardenConfig
+    from gan.zoo import ZooError
 
     _threads()
     dev = _device(device)
@@ -99,10 +100,10 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     try:
         _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
                 target_fpr, log)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ZooError) as e:  # not a GAN run, or a run without a zoo / discriminator
         raise click.UsageError(str(e)) from None
-    except Exception as e:  # noqa: BLE001 - a run without a zoo / discriminator is a usage error
-        if type(e).__name__ == "ZooError" or "different data or settings" in str(e):
+    except Exception as e:  # noqa: BLE001 - resuming a checkpoint made for other inputs is a usage error
+        if "different data or settings" in str(e):
             raise click.UsageError(str(e)) from None
         raise
     distributed.cleanup()
