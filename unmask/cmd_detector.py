@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, DEVICE_HELP, EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE
+from .options import AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_UNREADABLE, fail
 from .options import device_option as _device
 
 
@@ -159,8 +159,7 @@ def export(detector_dir: Path, fmt: str, out: Path, real_source: str | None) -> 
     try:
         r = do_export(det, out, fmt, real=real)
     except RuntimeError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_FAILED)
+        fail(str(e))
     click.echo(f"wrote {r.path} ({fmt}); parity vs native on {r.n_inputs} inputs: max |score diff| "
                f"{r.max_abs_diff:.3g}, max |logit diff| {r.max_abs_diff_logit:.3g} (tolerance 1e-4)")
 
@@ -228,8 +227,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
     except (ScanOutputError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     except OSError as e:
-        click.echo(f"error: scan failed: {e}", err=True)
-        sys.exit(EXIT_FAILED)
+        fail(f"scan failed: {e}")
     finally:
         main_rank = distributed.is_main()
         distributed.cleanup()

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, EXIT_FAILED, EXIT_UNREADABLE
+from .options import AMP_HELP, EXIT_UNREADABLE, fail
 from .options import device_option as _device
-
-
-def _fail(msg: str) -> None:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(EXIT_FAILED)
 
 
 def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, tuple]:
@@ -77,7 +72,7 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
     try:
         rep = run_eval(cfg)
     except (ArtifactError, MetricError, ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
         return
     o = rep.overall
     if o is not None:
@@ -237,7 +232,7 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
         elif detector_dir:
             base = load(detector_dir)
     except (ArtifactError, OSError, KeyError, RuntimeError) as e:
-        _fail(str(e))
+        fail(str(e))
         return
     size = base.spec.input_size if base else size
     ch = base.spec.channels if base else int(channels)
@@ -250,20 +245,20 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
         try:
             zoo = _zoo_fakes(run_dir, per_family, seed, size, ch)
         except Exception as e:  # noqa: BLE001 - ZooError and friends: one sentence, exit 3
-            _fail(f"{run_dir}: {e}")
+            fail(f"{run_dir}: {e}")
             return
         fake_imgs = {**zoo, **{k: v for k, v in fake_imgs.items() if k not in zoo}}
         if not real_imgs:
             real_imgs = _run_real(run_dir, size, ch, per_family)
         if len(fake_imgs) < 2:
-            _fail(f"{run_dir}: the zoo holds one generator family ({', '.join(fake_imgs)}); a matrix needs two: "
+            fail(f"{run_dir}: the zoo holds one generator family ({', '.join(fake_imgs)}); a matrix needs two: "
                   "add --fake folders or train another family")
             return
     try:
         r_tr, r_te = split_train_test(real_imgs, test_fraction, seed)
         fakes = {k: split_train_test(v, test_fraction, seed + 1 + i) for i, (k, v) in enumerate(fake_imgs.items())}
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
         return
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="matrix-", dir=out))

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, DEVICE_HELP
+from .options import AMP_HELP, DEVICE_HELP, fail
 
 from gan.generators import GENERATORS
 from gan.losses import LOSSES
@@ -112,8 +111,7 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         raise click.UsageError(str(e)) from e
     except (FloatingPointError, RuntimeError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(3)
+        fail(str(e))
     finally:
         main_rank = distributed.is_main()
         distributed.cleanup()
