@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_UNREADABLE, fail
+from .options import AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_UNREADABLE, cap_threads, fail
 from .options import device_option as _device
 
 
@@ -28,9 +28,7 @@ def _amp(device, amp: bool) -> bool:
 
 
 def _threads() -> None:
-    import torch
-
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    cap_threads(os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------- harden

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, EXIT_UNREADABLE, fail
+from .options import AMP_HELP, EXIT_UNREADABLE, cap_threads, fail
 from .options import device_option as _device
 
 
@@ -54,13 +54,11 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
       unmask eval --detector runs/det testset/ --out runs/report     # testset/{real,fake}/
       unmask eval --detector runs/det --real my_photos/ --out runs/audit
     """
-    import torch
-
     from detector.artifact import ArtifactError
     from eval.evaluate import EvalConfig, run_eval
     from eval.metrics import MetricError
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
+    cap_threads(8)
     real_s, labelled = _inputs(real, folders)
     if not (real_s or fake or labelled):
         raise click.UsageError("give --real and/or --fake folders, or a folder with real/ and fake/ inside")
@@ -211,8 +209,6 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
     """
     import tempfile
 
-    import torch
-
     from detector.artifact import ArtifactError, load
     from detector.atomic import write_json, write_text
     from eval.matrix import FinetuneConfig, cross_generator_matrix, finetune_detector, split_train_test
@@ -224,7 +220,7 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
     if run_dir is None and not real:
         raise click.UsageError("folder mode needs --real (or use --run RUN_DIR)")
     device = _device(device)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
+    cap_threads(8)
     base = None
     try:
         if run_dir is not None:

@@ -12,7 +12,7 @@ from typing import NoReturn
 import click
 
 __all__ = ["EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "EXIT_FAILED", "fail", "DEVICE_HELP", "AMP_HELP",
-           "device_option"]
+           "device_option", "cap_threads"]
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 DEVICE_HELP = "auto, cpu, cuda or cuda:N (under torchrun, auto/cuda = this rank's GPU)."
@@ -33,3 +33,10 @@ def device_option(spec: str) -> str:
         return str(resolve_device(spec))
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--device") from None
+
+
+def cap_threads(limit: int) -> None:
+    """Lower torch's CPU thread count to at most ``limit`` (never below 1)."""
+    import torch
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), limit)))
