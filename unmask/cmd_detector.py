@@ -299,7 +299,7 @@ def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, repl
     if real_dirs:
         real, _ = load_folder_images(list(real_dirs), s.input_size, s.channels, s.policy)
     cfg = RetrainConfig(steps=steps, lr=lr, replay_weight=replay_weight, target_fpr=target_fpr, seed=seed,
-                        device=_device(device), amp=amp)
+                        device=str(det.device), amp=amp)
     try:
         r = do_retrain(detector_dir, new, out, cfg, extra_real=real, sources=sources, resume=resume,
                        log=lambda m: echo(m))
