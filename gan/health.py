@@ -58,8 +58,11 @@ class HealthEvent:
         return {"type": "warning", **asdict(self)}
 
 
-def _pairwise(f: torch.Tensor) -> torch.Tensor:
-    return torch.cdist(f.double(), f.double())
+def _spread(f: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """Features ``(N, D)`` -> (mean distance between distinct pairs, ``(N,)`` nearest-neighbour distances)."""
+    d = torch.cdist(f.double(), f.double())  # (N, N)
+    n = len(d)
+    return float(d.sum() / (n * (n - 1))), (d + torch.eye(n, dtype=d.dtype) * 1e12).min(1).values
 
 
 class DiversityProbe:
@@ -72,10 +75,7 @@ class DiversityProbe:
                  classes: Callable[[torch.Tensor], torch.Tensor] | None = None, labelled: bool = False,
                  duplicate_distance: float = 0.1) -> None:
         self.features, self.classes, self.labelled = features, classes, labelled and classes is not None
-        d = _pairwise(features(real))
-        n = len(d)
-        self.real_diversity = float(d.sum() / (n * (n - 1)))
-        nn_d = (d + torch.eye(n, dtype=d.dtype) * 1e12).min(1).values
+        self.real_diversity, nn_d = _spread(features(real))
         self.dup_radius = float(nn_d.median()) * duplicate_distance
         self.real_coverage = self._coverage(real) if self.labelled else None
 
@@ -85,10 +85,7 @@ class DiversityProbe:
 
     @torch.no_grad()
     def __call__(self, fake: torch.Tensor) -> dict:
-        d = _pairwise(self.features(fake))  # (N, N)
-        n = len(d)
-        div = float(d.sum() / (n * (n - 1)))
-        nn_d = (d + torch.eye(n, dtype=d.dtype) * 1e12).min(1).values
+        div, nn_d = _spread(self.features(fake))
         out = {"diversity": div, "real_diversity": self.real_diversity,
                "diversity_ratio": div / max(self.real_diversity, 1e-12),
                "dup_rate": float((nn_d < self.dup_radius).double().mean())}

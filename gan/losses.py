@@ -29,7 +29,6 @@ class GanLoss:
 
     name: str
     gp_weight: float = 0.0  # > 0: add a WGAN-GP gradient penalty to D's loss
-    supports_label_smoothing: bool = False
 
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         if self.name == "bce":
@@ -52,7 +51,7 @@ LOSSES: Registry[GanLoss] = Registry("GAN loss")
 
 @LOSSES.register("bce")
 def _bce() -> GanLoss:
-    return GanLoss("bce", supports_label_smoothing=True)
+    return GanLoss("bce")
 
 
 @LOSSES.register("hinge")

@@ -55,7 +55,7 @@ from .health import DiversityProbe, HealthConfig, HealthEvent, HealthMonitor, pl
 from .losses import LOSSES, create_loss, gradient_penalty, r1_penalty
 from .quality import METRIC_NAME, Quality, QualityMeter, feature_net
 from .spectral import spectral_loss as _spectral_loss
-from .zoo import Snapshot, load_zoo, save_snapshot
+from .zoo import Snapshot, load_zoo, sample, save_snapshot
 
 __all__ = ["GanConfig", "RunResult", "train", "continue_training", "load_config",
            "latest_checkpoint", "CONFIG_FORMAT_VERSION"]
@@ -276,7 +276,6 @@ class _Run:
         self.extra_noise = 0.0  # instance noise added by auto-remedy
         self.monitor = HealthMonitor(HealthConfig(window=config.health_window, warmup_steps=min(500, config.steps // 5)))
         self.records: list[dict] = []
-        self.fixed_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 1))
 
     # -- checkpoints
     def save_checkpoint(self) -> Path:
@@ -462,11 +461,9 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
         run.opt_g.step()
         run.step += 1
         step = run.step
-        if world > 1:  # the global-batch losses, and every rank stops together on a non-finite one
-            both = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
-            loss_d, loss_g = dist_.all_reduce_mean(both).tolist()
-        else:
-            loss_d, loss_g = loss_d.item(), loss_g.item()
+        # the global-batch losses (one device-to-host copy), so every rank stops together on a non-finite one
+        both = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
+        loss_d, loss_g = dist_.all_reduce_mean(both).tolist()
         if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
             bar.close()
             raise FloatingPointError(f"step {step}: loss is not finite (D {loss_d}, G {loss_g}); "
@@ -519,7 +516,6 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
                 _write_metrics(mpath, run.records)
             if step % c.checkpoint_every == 0 or step == end:
                 run.save_checkpoint()
-        G.train()
     bar.close()
     seconds = time.perf_counter() - t0
     if main_rank:
@@ -546,24 +542,15 @@ def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *
                      [r for r in run.records if r.get("type") == "remedy"], snaps)
 
 
-@torch.no_grad()
-def _generate(G: nn.Module, z: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    G.eval()
-    out = torch.cat([G(z[i:i + batch]).float().cpu() for i in range(0, len(z), batch)])
-    G.train()
-    return ((out + 1) / 2).clamp_(0, 1)
-
-
 def _quality(run: _Run, meter: QualityMeter) -> None:
     c = run.config
-    z = torch.randn(c.quality_samples, c.z_dim, generator=torch.Generator().manual_seed(c.seed + 2)).to(run.device)
-    q = meter(_generate(run.G, z))
+    q = meter(sample(run.G, c.quality_samples, seed=c.seed + 2, batch_size=500))
     run.records.append({"type": "quality", "step": run.step, "metric": METRIC_NAME, "fd": q.fd,
                         "precision": q.precision, "recall": q.recall, "coverage": q.coverage, "n": q.n})
 
 
 def _samples(run: _Run, epoch: int, final: bool) -> None:
-    imgs = _generate(run.G, run.fixed_z.to(run.device))
+    imgs = sample(run.G, 64, seed=run.config.seed + 1, batch_size=500)  # the same (fixed) noise every time
     d = run.out / "samples"
     save_grid(imgs, d / ("final.png" if final else f"epoch_{epoch:03d}_s{run.step:07d}.png"), nrow=8)
     save_grid(imgs[:8], d / "fixed" / f"step_{run.step:07d}.png", nrow=8, pad=1)
@@ -636,7 +623,6 @@ def continue_training(run_dir: str | os.PathLike, discriminator: nn.Module, step
                 step = base.step + k
                 out.append(save_snapshot(run_dir, G, f"{c.generator}_{tag}_s{step:06d}", step, c.generator,
                                          c.resolved_generator_args(), stage=tag, tag=tag))
-                G.train()
     finally:
         for p, f in zip(discriminator.parameters(), flags):
             p.requires_grad_(f)

@@ -99,15 +99,20 @@ def load_zoo(run_dir: str | os.PathLike) -> list[Snapshot]:
     return sorted(snaps, key=lambda s: (s.step, s.name))
 
 
-def final_generator(run_dir: str | os.PathLike) -> Snapshot:
-    """The run's final generator (``RUN/generator.safetensors``) described as a :class:`Snapshot`."""
-    run_dir = Path(run_dir)
-    cfg_path, w_path = run_dir / "config.json", run_dir / "generator.safetensors"
+def _finished_run(run_dir: Path, weights: str, missing: str) -> tuple[dict, Path]:
+    """``(config.json as a dict, path of the final weights file)`` of a run; ZooError when either is absent."""
+    cfg_path, w_path = run_dir / "config.json", run_dir / weights
     if not cfg_path.is_file():
         raise ZooError(f"{run_dir}: no config.json (not a GAN run directory)")
     if not w_path.is_file():
-        raise ZooError(f"{run_dir}: no generator.safetensors (training has not finished; use a zoo snapshot)")
-    cfg = json.loads(cfg_path.read_text())
+        raise ZooError(f"{run_dir}: no {weights} ({missing})")
+    return json.loads(cfg_path.read_text()), w_path
+
+
+def final_generator(run_dir: str | os.PathLike) -> Snapshot:
+    """The run's final generator (``RUN/generator.safetensors``) described as a :class:`Snapshot`."""
+    cfg, w_path = _finished_run(Path(run_dir), "generator.safetensors",
+                                "training has not finished; use a zoo snapshot")
     return Snapshot("final", int(cfg["steps"]), cfg["generator"], generator_family(cfg["generator"]),
                     dict(cfg["generator_args"]), w_path, "final", None)
 
@@ -177,13 +182,8 @@ def load_discriminator(run_dir: str | os.PathLike, device: str | torch.device = 
 
     from detector.nets import create_network
 
-    run_dir = Path(run_dir)
-    cfg_path, w_path = run_dir / "config.json", run_dir / "discriminator.safetensors"
-    if not cfg_path.is_file():
-        raise ZooError(f"{run_dir}: no config.json (not a GAN run directory)")
-    if not w_path.is_file():
-        raise ZooError(f"{run_dir}: no discriminator.safetensors (training has not finished)")
-    d = json.loads(cfg_path.read_text())["discriminator"]
+    cfg, w_path = _finished_run(Path(run_dir), "discriminator.safetensors", "training has not finished")
+    d = cfg["discriminator"]
     net = create_network(d["network"], **d["args"])
     try:
         net.load_state_dict(load_file(w_path))

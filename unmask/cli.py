@@ -12,9 +12,10 @@ import click
 
 from detector import __version__
 
+from .options import EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
+
 __all__ = ["main", "EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "EXIT_FAILED"]
 
-EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

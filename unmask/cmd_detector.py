@@ -7,14 +7,8 @@ from pathlib import Path
 
 import click
 
-
-def _device(d: str) -> str:
-    from detector.device import resolve_device
-
-    try:
-        return str(resolve_device(d))
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--device") from None
+from .options import AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_UNREADABLE, cap_threads, fail
+from .options import device_option as _device
 
 
 def _load_detector(path: Path, device: str = "cpu"):
@@ -26,17 +20,6 @@ def _load_detector(path: Path, device: str = "cpu"):
         raise click.BadParameter(str(e), param_hint="DETECTOR") from None
 
 
-def _codes() -> tuple[int, int, int, int]:
-    """(done, done with unreadable inputs, usage error, failed): unmask.cli's exit codes."""
-    from .cli import EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
-
-    return EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED
-
-
-DEVICE_HELP = "auto, cpu, cuda or cuda:N (under torchrun, auto/cuda = this rank's GPU)."
-AMP_HELP = "Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU."
-
-
 def _amp(device, amp: bool) -> bool:
     from detector import distributed
     from detector.device import amp_enabled
@@ -45,9 +28,7 @@ def _amp(device, amp: bool) -> bool:
 
 
 def _threads() -> None:
-    import torch
-
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    cap_threads(os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------- harden
@@ -106,6 +87,7 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     from detector.augment import AugmentConfig
     from detector.device import resolve_device
     from detector.harden import HardenConfig
+    from gan.zoo import ZooError
 
     _threads()
     dev = _device(device)
@@ -116,10 +98,10 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     try:
         _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
                 target_fpr, log)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ZooError) as e:  # not a GAN run, or a run without a zoo / discriminator
         raise click.UsageError(str(e)) from None
-    except Exception as e:  # noqa: BLE001 - a run without a zoo / discriminator is a usage error
-        if type(e).__name__ == "ZooError" or "different data or settings" in str(e):
+    except Exception as e:  # noqa: BLE001 - resuming a checkpoint made for other inputs is a usage error
+        if "different data or settings" in str(e):
             raise click.UsageError(str(e)) from None
         raise
     distributed.cleanup()
@@ -175,8 +157,7 @@ def export(detector_dir: Path, fmt: str, out: Path, real_source: str | None) -> 
     try:
         r = do_export(det, out, fmt, real=real)
     except RuntimeError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(_codes()[3])
+        fail(str(e))
     click.echo(f"wrote {r.path} ({fmt}); parity vs native on {r.n_inputs} inputs: max |score diff| "
                f"{r.max_abs_diff:.3g}, max |logit diff| {r.max_abs_diff_logit:.3g} (tolerance 1e-4)")
 
@@ -244,8 +225,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
     except (ScanOutputError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     except OSError as e:
-        click.echo(f"error: scan failed: {e}", err=True)
-        sys.exit(_codes()[3])
+        fail(f"scan failed: {e}")
     finally:
         main_rank = distributed.is_main()
         distributed.cleanup()
@@ -259,7 +239,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
         for s, p in r.top:
             click.echo(f"  {s:.4f}  {p}")
     click.echo(f"results: {out}")
-    sys.exit(_codes()[1] if r.n_errors else _codes()[0])
+    sys.exit(EXIT_UNREADABLE if r.n_errors else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- retrain
@@ -319,7 +299,7 @@ def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, repl
     if real_dirs:
         real, _ = load_folder_images(list(real_dirs), s.input_size, s.channels, s.policy)
     cfg = RetrainConfig(steps=steps, lr=lr, replay_weight=replay_weight, target_fpr=target_fpr, seed=seed,
-                        device=_device(device), amp=amp)
+                        device=str(det.device), amp=amp)
     try:
         r = do_retrain(detector_dir, new, out, cfg, extra_real=real, sources=sources, resume=resume,
                        log=lambda m: echo(m))

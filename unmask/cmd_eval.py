@@ -6,21 +6,8 @@ from pathlib import Path
 
 import click
 
-from .cli import EXIT_FAILED, EXIT_UNREADABLE
-
-
-def _device(spec: str) -> str:
-    from detector.device import resolve_device
-
-    try:
-        return str(resolve_device(spec))
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--device") from None
-
-
-def _fail(msg: str) -> None:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(EXIT_FAILED)
+from .options import AMP_HELP, EXIT_UNREADABLE, cap_threads, fail
+from .options import device_option as _device
 
 
 def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, tuple]:
@@ -51,7 +38,7 @@ def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, t
               help="Thumbnails per mistake gallery.")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU.")
+@click.option("--amp", is_flag=True, help=AMP_HELP)
 def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, robustness, bootstrap, seed,
              gallery, batch_size, device, amp) -> None:
     """Evaluate a detector on real and fake images and write an HTML report.
@@ -67,13 +54,11 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
       unmask eval --detector runs/det testset/ --out runs/report     # testset/{real,fake}/
       unmask eval --detector runs/det --real my_photos/ --out runs/audit
     """
-    import torch
-
     from detector.artifact import ArtifactError
     from eval.evaluate import EvalConfig, run_eval
     from eval.metrics import MetricError
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
+    cap_threads(8)
     real_s, labelled = _inputs(real, folders)
     if not (real_s or fake or labelled):
         raise click.UsageError("give --real and/or --fake folders, or a folder with real/ and fake/ inside")
@@ -85,7 +70,7 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
     try:
         rep = run_eval(cfg)
     except (ArtifactError, MetricError, ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
         return
     o = rep.overall
     if o is not None:
@@ -224,8 +209,6 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
     """
     import tempfile
 
-    import torch
-
     from detector.artifact import ArtifactError, load
     from detector.atomic import write_json, write_text
     from eval.matrix import FinetuneConfig, cross_generator_matrix, finetune_detector, split_train_test
@@ -237,7 +220,7 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
     if run_dir is None and not real:
         raise click.UsageError("folder mode needs --real (or use --run RUN_DIR)")
     device = _device(device)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
+    cap_threads(8)
     base = None
     try:
         if run_dir is not None:
@@ -245,7 +228,7 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
         elif detector_dir:
             base = load(detector_dir)
     except (ArtifactError, OSError, KeyError, RuntimeError) as e:
-        _fail(str(e))
+        fail(str(e))
         return
     size = base.spec.input_size if base else size
     ch = base.spec.channels if base else int(channels)
@@ -258,20 +241,20 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
         try:
             zoo = _zoo_fakes(run_dir, per_family, seed, size, ch)
         except Exception as e:  # noqa: BLE001 - ZooError and friends: one sentence, exit 3
-            _fail(f"{run_dir}: {e}")
+            fail(f"{run_dir}: {e}")
             return
         fake_imgs = {**zoo, **{k: v for k, v in fake_imgs.items() if k not in zoo}}
         if not real_imgs:
             real_imgs = _run_real(run_dir, size, ch, per_family)
         if len(fake_imgs) < 2:
-            _fail(f"{run_dir}: the zoo holds one generator family ({', '.join(fake_imgs)}); a matrix needs two: "
+            fail(f"{run_dir}: the zoo holds one generator family ({', '.join(fake_imgs)}); a matrix needs two: "
                   "add --fake folders or train another family")
             return
     try:
         r_tr, r_te = split_train_test(real_imgs, test_fraction, seed)
         fakes = {k: split_train_test(v, test_fraction, seed + 1 + i) for i, (k, v) in enumerate(fake_imgs.items())}
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
         return
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="matrix-", dir=out))

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import click
+
+from .options import AMP_HELP, DEVICE_HELP, fail
 
 from gan.generators import GENERATORS
 from gan.losses import LOSSES
@@ -51,9 +52,8 @@ def gan() -> None:
 @click.option("--health-every", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True,
-              help="auto, cpu, cuda or cuda:N (under torchrun, auto/cuda = this rank's GPU).")
-@click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU.")
+@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@click.option("--amp", is_flag=True, help=AMP_HELP)
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch CPU threads (0: torch's default).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="New run directory.")
 @click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
@@ -111,8 +111,7 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         raise click.UsageError(str(e)) from e
     except (FloatingPointError, RuntimeError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(3)
+        fail(str(e))
     finally:
         main_rank = distributed.is_main()
         distributed.cleanup()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .options import AMP_HELP, device_option
+
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -35,7 +37,7 @@ import click
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Give up on a video after this many seconds (its row says so) [default: no limit].")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp", is_flag=True, help="Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU.")
+@click.option("--amp", is_flag=True, help=AMP_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, annotate, aggregate, flagged_min,
           all_tiles, batch_size, max_pixels, time_limit, device, amp, quiet) -> None:
@@ -58,18 +60,14 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
     modes = [n for n, v in (("--every", every), ("--fps", rate), ("--frames", frames)) if v is not None]
     if len(modes) > 1:
         raise click.UsageError(f"choose one sampling mode, not {' and '.join(modes)}")
-    from detector.device import amp_enabled, resolve_device
+    from detector.device import amp_enabled
 
-    try:
-        dev = resolve_device(device)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--device") from None
-    device = str(dev)
+    device = device_option(device)
     try:
         det = load(detector_dir, device=device)
     except ArtifactError as e:
         raise click.BadParameter(str(e), param_hint="--detector") from None
-    det.amp = amp_enabled(dev, amp)
+    det.amp = amp_enabled(det.device, amp)
     files = list_videos(paths)
     if not files:
         raise click.UsageError("no video files found in " + ", ".join(map(str, paths)))

@@ -64,7 +64,7 @@ class DemoSummary:
     seconds: float
 
 
-def _write_pngs(images: torch.Tensor, folder: Path, prefix: str) -> list[Path]:
+def _write_pngs(images: torch.Tensor | list[torch.Tensor], folder: Path, prefix: str) -> list[Path]:
     from detector.imageio import save_png
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,14 +154,8 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     items = [(real_imgs[i], "real") for i in range(k)] + [(fake_seen[i], "fake") for i in range(k // 2)] + \
         [(fake_unseen[i], "fake") for i in range(k - k // 2)]
     random.Random(seed).shuffle(items)
-    from detector.imageio import save_png
-
-    mixed.mkdir(parents=True, exist_ok=True)
-    truth = {}
-    for i, (img, lab) in enumerate(items):
-        name = f"img_{i:05d}.png"
-        save_png(img, mixed / name)
-        truth[name] = lab
+    paths = _write_pngs([img for img, _ in items], mixed, "img")
+    truth = {p.name: lab for p, (_, lab) in zip(paths, items)}
     results = out / "results.csv"
     sres = scan([mixed], det, results, ScanConfig(overwrite=True, workers=0, top=5), log=log)
     with open(results, newline="", encoding="utf-8") as f:

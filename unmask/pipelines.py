@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 from dataclasses import dataclass
@@ -164,7 +163,7 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
             else:
                 log(f"round {r}: training the generator {gan_steps} steps against the hardened detector")
                 if distributed.is_main():  # one process trains G and writes its snapshots; the others wait
-                    d_net = copy.deepcopy(load_detector(prev_dir, config.device).net)
+                    d_net = load_detector(prev_dir, config.device).net  # a fresh copy, ours to flip
                     flip_head(d_net)  # back to the GAN convention: logit > 0 = real
                     continue_training(run_dir, d_net, gan_steps, tag, device=config.device)
                 distributed.barrier()

@@ -1,0 +1,42 @@
+"""What every ``cmd_*`` module shares: the exit codes, :func:`fail`, the --device/--amp help and the
+--device resolver.
+
+Kept apart from :mod:`unmask.cli` (which imports every ``cmd_*`` module) so that importing a
+``cmd_*`` module on its own does not go round in a circle.
+"""
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+__all__ = ["EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "EXIT_FAILED", "fail", "DEVICE_HELP", "AMP_HELP",
+           "device_option", "cap_threads"]
+
+EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+DEVICE_HELP = "auto, cpu, cuda or cuda:N (under torchrun, auto/cuda = this rank's GPU)."
+AMP_HELP = "Mixed precision (bfloat16 autocast) on CUDA; ignored with a note on CPU."
+
+
+def fail(msg: str) -> NoReturn:
+    """``error: MSG`` on stderr and exit code 3 (the work could not be done)."""
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def device_option(spec: str) -> str:
+    """The ``--device`` value resolved (``auto`` -> a concrete device); a bad one is a usage error naming it."""
+    from detector.device import resolve_device
+
+    try:
+        return str(resolve_device(spec))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
+
+
+def cap_threads(limit: int) -> None:
+    """Lower torch's CPU thread count to at most ``limit`` (never below 1)."""
+    import torch
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), limit)))
