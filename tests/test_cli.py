@@ -116,3 +116,15 @@ def test_unexpected_error_exits_3_with_one_line(monkeypatch, tmp_path):
     assert result.exit_code == EXIT_FAILED
     assert "unmask: error: OSError: No space left on device" in result.output  # stderr is mixed in
     assert "Traceback" not in result.output
+
+
+def test_data_video_bad_source_is_a_usage_error(tmp_path):
+    from click.testing import CliRunner
+
+    from unmask.cli import main
+
+    res = CliRunner().invoke(main, ["data", "video", "--source", str(tmp_path / "nope"), "--out",
+                                    str(tmp_path / "clip.avi")])
+    assert res.exit_code == 2
+    assert "--source" in res.output and "no such file or folder" in res.output
+    assert not (tmp_path / "clip.avi").exists()

@@ -93,11 +93,10 @@ def video(out: Path, fakes: Path | None, source: str, frames: int, fps: float, s
     """
     import torch
 
-    from detector.data import open_source
     from detector.retrain import load_folder_images
     from unmask.synth import splice_video
 
-    real_src = open_source(source, split="test")
+    real_src = _open(source, "test")
     if len(real_src) == 0:
         raise click.UsageError(f"--source {source}: no images")
     real = torch.stack([real_src[i][0] for i in range(min(len(real_src), 512))])
