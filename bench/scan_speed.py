@@ -106,7 +106,7 @@ def _compare(root: Path, files: list[str], det, workers: int, batch_size: int, r
 
 
 def run(tiny: bool = False, workers: int = 2, batch_size: int = 64) -> dict:
-    """Headline: 10,000 28-px grey PNGs, default ``dcgan_d`` (width 64), tile policy (one tile each).
+    """Headline: 10,000 28-px grey PNGs, default ``dcgan_d`` (width 64), resize policy (the default; a 28-px file needs no resizing).
 
     Also reported (``*_photo``): 1,000 256-px RGB PNGs scanned by the same network with the resize
     policy, where decoding costs more per file than the 28-px forward pass (the usual case for photos)."""
