@@ -24,12 +24,17 @@ print(json.dumps({"after_import": after_import, "after_load": after_load,
 """
 
 
-def test_detector_imports_neither_gan_nor_eval(tiny_detector):
+def _run(script: str, *args) -> dict:
+    """Run ``script`` in a fresh interpreter on the package under test; its last stdout line as JSON."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", PROBE, str(tiny_detector)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_detector_imports_neither_gan_nor_eval(tiny_detector):
+    result = _run(PROBE, tiny_detector)
     assert Path(result["detector"]).resolve().is_relative_to(ROOT)  # the package under test
     assert result["after_import"] == []
     assert result["after_load"] == []
@@ -63,11 +68,7 @@ FORBIDDEN = ("cv2", "sklearn", "matplotlib", "gan", "eval", "unmask", "detector.
 
 
 def test_runtime_loads_and_scores_without_training_stack_opencv_or_plots(tiny_detector):
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", RUNTIME_PROBE, str(tiny_detector)], capture_output=True, text=True,
-                         env=env, cwd=ROOT, timeout=120)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = _run(RUNTIME_PROBE, tiny_detector)
     loaded = [m for m in result["modules"] if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
     assert loaded == []
     assert 0.0 <= result["one"] <= 1.0 and abs(result["many"][0] - result["one"]) < 1e-6  # the engine = score_image

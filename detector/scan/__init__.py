@@ -25,15 +25,11 @@ from typing import Sequence
 
 from .. import distributed as dist_
 from ..artifact import Detector
-from ..files import list_files
 from .formats import COLUMNS, LABELS, ScanOutputError, read_rows
 from .local import ScanConfig, ScanResult, scan_local
 from .sharded import parts_dir, scan_sharded
 
-__all__ = ["COLUMNS", "LABELS", "ScanConfig", "ScanResult", "ScanOutputError", "list_inputs", "scan", "read_rows",
-           "parts_dir"]
-
-list_inputs = list_files  # the scan's listing IS the one walker (old name kept for callers)
+__all__ = ["COLUMNS", "LABELS", "ScanConfig", "ScanResult", "ScanOutputError", "scan", "read_rows", "parts_dir"]
 
 
 def scan(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.PathLike,
