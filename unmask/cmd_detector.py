@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_UNREADABLE, cap_threads, fail
+from .options import AMP_HELP, DEVICE_HELP, cap_threads
 from .options import device_option as _device
 
 

@@ -17,10 +17,10 @@ from typing import Callable, Sequence
 
 from ..artifact import Detector
 from ..atomic import atomic_open, write_json
-from .aggregate import VideoResult, video_stats, VIDEO_COLUMNS
+from .aggregate import VIDEO_COLUMNS, VideoResult, video_stats
 from .config import VideoConfig
 from .outputs import FRAME_COLUMNS, Sinks, safe_id
-from .read import StreamStats, VideoError, VideoInfo, _too_big, count_frames, list_videos, probe, stream_frames
+from .read import StreamStats, VideoError, VideoInfo, too_big, count_frames, list_videos, probe, stream_frames
 from .sample import plan_sampling, sample_indices
 from .score import FrameScorer
 
@@ -56,7 +56,7 @@ def _probe(path: Path, config: VideoConfig, res: VideoResult, deadline: float | 
     info = probe(path, config.open_timeout_ms)
     res.fps, res.width, res.height, res.frame_count_header = info.fps, info.width, info.height, info.frame_count
     if info.width * info.height > config.max_pixels:
-        raise VideoError(path, _too_big(info.width, info.height, config.max_pixels))
+        raise VideoError(path, too_big(info.width, info.height, config.max_pixels))
     counted = None
     if info.frame_count == 0:
         # FFmpeg reports 0 for a container with no frames; make sure before calling it empty

@@ -118,7 +118,7 @@ def _info(cap, path: str | os.PathLike) -> VideoInfo:
         width=w, height=h, codec=codec)
 
 
-def _too_big(w: int, h: int, max_pixels: int) -> str:
+def too_big(w: int, h: int, max_pixels: int) -> str:
     return (f"frame size {w}x{h} ({w * h:,} pixels) is above the limit of {max_pixels:,} pixels (--max-pixels); "
             "downscale the video first (e.g. ffmpeg -i IN -vf scale=-2:2160 OUT)")
 
@@ -192,7 +192,7 @@ def stream_frames(path: str | os.PathLike, want: Callable[[int, float], bool], *
                     img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
                 h, w = img.shape[:2]
                 if h * w > max_pixels:
-                    raise VideoError(path, _too_big(w, h, max_pixels))
+                    raise VideoError(path, too_big(w, h, max_pixels))
                 stats.sampled += 1
                 yield Frame(i, t, img)
             i += 1
