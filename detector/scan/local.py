@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .. import files as files_
+from .. import files as files_  # looked up at call time: tests hook the walker (test_reliability)
 from ..artifact import Detector, DetectorSpec
 from ..atomic import write_text
 from ..decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, UnreadableImage, display_path, read_image

@@ -27,6 +27,7 @@ FRAME_COLUMNS = ("video", "frame", "time_s", "kind", "region", "score", "label",
 
 
 def safe_id(i: int, path: Path) -> str:
+    """Output-file stem of the ``i``-th video: its index and a sanitised ASCII stem of its path."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem.encode("ascii", "replace").decode())[:60].strip("._")
     return f"{i:03d}-{stem or 'video'}"
 
