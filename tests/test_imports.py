@@ -83,3 +83,20 @@ def test_old_top_level_names_still_resolve_lazily():
     assert detector.FolderSource is FolderSource and detector.ScanConfig is ScanConfig
     with pytest.raises(AttributeError):
         detector.no_such_name  # noqa: B018
+
+
+ENV_PROBE = r"""
+import json, os
+import detector, detector.scan, detector.video, detector.data
+print(json.dumps(sorted(k for k in os.environ if k.startswith("OPENCV"))))
+"""
+
+
+def test_importing_detector_packages_sets_no_environment_variables():
+    """OpenCV's log levels are set by the command's entry (unmask.cli), never by importing a library."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV")}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", ENV_PROBE], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
