@@ -32,7 +32,7 @@ class _DecodeOnly(Dataset):
 
 
 def _collate(items):
-    """The scan's own transfer (detector.scan._collate): one concatenated tensor per batch."""
+    """The scan's own transfer (detector.scan.local._collate): one concatenated tensor per batch."""
     return torch.stack(items)
 
 

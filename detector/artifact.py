@@ -22,7 +22,7 @@ from . import __version__
 from .device import autocast, resolve_device
 from .atomic import save_safetensors, write_json
 from .nets import NETWORKS
-from .preprocess import POLICIES, fit, normalize, tiles
+from .preprocess import POLICIES, model_inputs, normalize
 
 __all__ = ["FORMAT_VERSION", "AGGREGATES", "DetectorSpec", "Detector", "ArtifactError", "load", "aggregate",
            "spec_for_network", "MAX_INPUT_SIZE", "MAX_PARAMETERS"]
@@ -210,14 +210,13 @@ class Detector:
         return load(directory, device)
 
     # ------------------------------------------------------------ inference
-    def preprocess(self, img: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]] | None]:
+    def preprocess(self, img: torch.Tensor, max_tiles: int | None = None
+                   ) -> tuple[torch.Tensor, list[tuple[int, int]] | None]:
         """``(C, H, W)`` in [0, 1] -> model inputs ``(N, C, S, S)`` in [0, 1] (N = 1 unless tiling) and
-        the tile corners (None unless tiling)."""
+        the tile corners (None unless tiling); see :func:`detector.preprocess.model_inputs`."""
         s = self.spec
-        if s.policy == "tile":
-            batch, corners = tiles(img, s.input_size, s.channels)
-            return batch, corners
-        return fit(img, s.input_size, s.channels, s.policy).unsqueeze(0), None
+        batch, corners, _ = model_inputs(img, s.input_size, s.channels, s.policy, max_tiles)
+        return batch, corners
 
     def _inference_net(self) -> nn.Module:
         """The network to run inference with: on CPU, an eval-mode channels-last copy of ``self.net``

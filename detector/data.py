@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .decode import IMAGE_EXTENSIONS, UnreadableImage, read_image
+from .files import FAKE_DIRS, REAL_DIRS, VIDEO_EXTENSIONS, folder_label, list_files
 from .preprocess import fit
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "TensorSource",
     "FolderSource",
     "open_source",
+    "load_folder_images",
     "VIDEO_EXTENSIONS",
 ]
 
@@ -46,9 +48,6 @@ FASHION_MNIST_CLASSES = (
 )
 FULL_FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
 EMBEDDED = Path(__file__).parent / "_data" / "fashion_mnist_subset.npz"
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
-REAL_DIRS = frozenset({"real", "0_real"})
-FAKE_DIRS = frozenset({"fake", "1_fake"})
 
 
 @dataclass(frozen=True)
@@ -146,37 +145,10 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
 # ---------------------------------------------------------------- folders
 
 
-def folder_label(path: Path, root: Path) -> int:
-    """0 if the path lies under a ``real``/``0_real`` folder, 1 under ``fake``/``1_fake``, else -1."""
-    try:
-        parts = path.relative_to(root).parts[:-1]
-    except ValueError:
-        parts = path.parts[:-1]
-    for part in reversed(parts):
-        low = part.lower()
-        if low in REAL_DIRS:
-            return 0
-        if low in FAKE_DIRS:
-            return 1
-    return -1
-
-
 def list_images(paths: Iterable[str | os.PathLike], extensions: Iterable[str] | None = IMAGE_EXTENSIONS
                 ) -> list[Path]:
-    """Files under ``paths`` (recursively, sorted, symlinked folders not followed) whose extension is
-    in ``extensions`` (None: every file). Explicitly named files are always kept."""
-    exts = None if extensions is None else {e.lower() for e in extensions}
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if not p.is_dir():  # a file, a missing path, a dangling link: kept, reading reports why
-            out.append(p)
-            continue
-        for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
-            dirnames.sort()
-            for fn in sorted(filenames):
-                if exts is None or os.path.splitext(fn)[1].lower() in exts:
-                    out.append(Path(dirpath) / fn)
-    return out
+    """:func:`detector.files.list_files` (the one walker) as ``Path`` objects."""
+    return [Path(p) for p in list_files(paths, extensions)]
 
 
 # ---------------------------------------------------------------- sources
@@ -261,25 +233,20 @@ def collate_skip_none(batch):
 
 
 def _video_frames(path: Path, size: int, channels: int, policy: str, every: int, max_frames: int) -> torch.Tensor:
-    import cv2
+    """Every ``every``-th frame (at most ``max_frames``) through the video reader, with its default
+    pixel limit; a video it refuses raises :class:`UnreadableImage` with the reader's reason."""
+    from .video.read import VideoError, bgr_to_tensor, probe, stream_frames
 
-    from .video import _to_tensor  # the video path's BGR uint8 -> (C, H, W) float conversion
-
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise UnreadableImage(path, "cannot open as a video")
-    frames: list[torch.Tensor] = []
-    i = 0
     try:
-        while len(frames) < max_frames:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i % every == 0:
-                frames.append(fit(_to_tensor(frame, channels), size, channels, policy))
-            i += 1
-    finally:
-        cap.release()
+        probe(path)
+    except VideoError as e:
+        raise UnreadableImage(path, f"cannot open as a video ({e.reason})") from None
+    frames: list[torch.Tensor] = []
+    try:
+        for frame in stream_frames(path, lambda i, t: i % every == 0, stop_after=(max_frames - 1) * every):
+            frames.append(fit(bgr_to_tensor(frame.image, channels), size, channels, policy))
+    except VideoError as e:
+        raise UnreadableImage(path, e.reason) from None
     if not frames:
         raise UnreadableImage(path, "video has no decodable frames")
     return torch.stack(frames)
@@ -317,3 +284,20 @@ def open_source(spec: str, size: int = 28, channels: int = 1, split: str = "trai
     if not p.exists():
         raise FileNotFoundError(f"image source {spec!r}: no such file or folder (or use 'fashion-mnist')")
     raise ValueError(f"image source {spec!r}: expected 'fashion-mnist', a folder of images or a video file")
+
+
+def load_folder_images(dirs: Sequence[str | os.PathLike], size: int, channels: int, policy: str = "resize",
+                       limit: int | None = None) -> tuple[torch.Tensor, int]:
+    """All readable images under ``dirs`` fitted to the model's input ``(N, C, S, S)``; returns them
+    and how many files were unreadable. The ``tile`` policy takes a native-resolution centre crop."""
+    src = FolderSource(list(dirs), size, channels, "crop" if policy == "tile" else policy, skip_errors=True)
+    imgs, bad = [], 0
+    for i in range(len(src) if limit is None else min(limit, len(src))):
+        item = src[i]
+        if item is None:
+            bad += 1
+        else:
+            imgs.append(item[0])
+    if not imgs:
+        raise ValueError(f"no readable images under {', '.join(map(str, dirs))}")
+    return torch.stack(imgs), bad

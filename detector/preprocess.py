@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .decode import to_channels
 
-__all__ = ["POLICIES", "fit", "resize", "tile_grid", "tiles", "normalize"]
+__all__ = ["POLICIES", "fit", "resize", "tile_grid", "tiles", "model_inputs", "normalize"]
 
 POLICIES = ("resize", "crop", "tile")
 
@@ -92,6 +92,41 @@ def tiles(
     corners = tile_grid(h, w, size, stride)
     batch = torch.stack([img[:, y : y + size, x : x + size] for y, x in corners])  # (N, C, S, S)
     return batch, corners
+
+
+def _fit_tile_budget(img: torch.Tensor, size: int, max_tiles: int) -> tuple[torch.Tensor, float | None]:
+    """Scale ``(C, H, W)`` down (never below ``size``) until its tile grid has at most ``max_tiles``
+    tiles; returns the image and the applied width factor (None: unchanged)."""
+    _, h, w = img.shape
+    n = len(tile_grid(max(h, size), max(w, size), size))
+    if n <= max_tiles:
+        return img, None
+    f = math.sqrt(max_tiles / n)
+    while True:
+        nh, nw = max(size, int(h * f)), max(size, int(w * f))
+        if len(tile_grid(nh, nw, size)) <= max_tiles or f < 1e-4:
+            break
+        f *= 0.95
+    return resize(img, nh, nw), nw / w
+
+
+def model_inputs(img: torch.Tensor, size: int, channels: int, policy: str = "resize", max_tiles: int | None = None
+                 ) -> tuple[torch.Tensor, list[tuple[int, int]] | None, str]:
+    """``(C, H, W)`` in [0, 1] -> the model inputs ``(N, channels, size, size)`` under ``policy``, the
+    tile corners (None unless tiling) and what was done (``resize``, ``crop``, ``tile`` or
+    ``tile(scaled F)`` when a huge image was scaled down so its grid fits ``max_tiles``).
+
+    THE preprocessing of scoring: :meth:`detector.Detector.preprocess`, the scan's decoding
+    workers and :mod:`detector.scoring` all call it with the artifact's size, channels and policy."""
+    if policy != "tile":
+        return fit(img, size, channels, policy).unsqueeze(0), None, policy
+    done = "tile"
+    if max_tiles is not None:
+        img, f = _fit_tile_budget(img, size, max_tiles)
+        if f is not None:
+            done = f"tile(scaled {f:.4g})"
+    batch, corners = tiles(img, size, channels)
+    return batch, corners, done
 
 
 def normalize(x: torch.Tensor, mean: float | list[float], std: float | list[float]) -> torch.Tensor:

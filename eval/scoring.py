@@ -1,9 +1,10 @@
 """Loading evaluation sets from folders and scoring them through a detector artifact.
 
-Images are decoded with :func:`detector.decode.read_image` and fed through the artifact's own
-preprocessing (:meth:`detector.Detector.preprocess`: its size, channels, resize/tile policy), so a
-score here equals ``detector.score_image`` for the same file; tiles of many images are batched
-together for speed. Unreadable files are collected, never fatal.
+Folders are listed by the one walker (:func:`detector.files.list_files`), images decoded with
+:func:`detector.decode.read_image` and scored by the one engine (:class:`detector.scoring.Scorer`:
+the artifact's own preprocessing, tiles of many images batched together), so a score here equals
+the scan's and ``detector.score_image``'s for the same file. Unreadable files are collected, never
+fatal.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import torch
 from tqdm import tqdm
 
 from detector.artifact import Detector
-from detector.data import FAKE_DIRS, folder_label, list_images
 from detector.decode import UnreadableImage, read_image
+from detector.files import FAKE_DIRS, folder_label, list_files
+from detector.scoring import Scorer
 
 __all__ = ["ScoredSet", "Unreadable", "LoadedSets", "load_folder", "load_eval_sets", "score_images", "scorer"]
 
@@ -58,7 +60,7 @@ def load_folder(paths: Sequence[str | os.PathLike], channels: int, progress: boo
     With ``score`` the images are scored in chunks as they are read; with ``keep=False`` they are
     then dropped (``images`` holds None per file), so memory stays bounded on large folders.
     """
-    files = list_images(paths)
+    files = list_files(paths)
     ok_files: list[str] = []
     images: list = []
     bad: list[Unreadable] = []
@@ -149,33 +151,9 @@ def load_eval_sets(real: Sequence[str | os.PathLike] = (), fake: Sequence[str | 
 
 def score_images(det: Detector, images: Sequence[torch.Tensor], batch_size: int = 256, progress: bool = False,
                  desc: str = "scoring") -> np.ndarray:
-    """P(fake) per image, equal to ``det.score_image(img)`` but with tiles batched across images."""
-    out = np.empty(len(images), dtype=np.float64)
-    pending: list[torch.Tensor] = []
-    owners: list[tuple[int, int]] = []  # (image index, number of tiles)
-
-    def flush() -> None:
-        if not pending:
-            return
-        scores = det.score_batch(torch.cat(pending))
-        pos = 0
-        for i, n in owners:
-            out[i] = det.aggregate(scores[pos:pos + n])
-            pos += n
-        pending.clear()
-        owners.clear()
-
-    n_tiles = 0
-    for i, img in enumerate(tqdm(images, desc=desc, disable=not progress, leave=False)):
-        batch, _ = det.preprocess(img)  # (N, C, S, S)
-        pending.append(batch)
-        owners.append((i, len(batch)))
-        n_tiles += len(batch)
-        if n_tiles >= batch_size:
-            flush()
-            n_tiles = 0
-    flush()
-    return out
+    """P(fake) per image, equal to ``det.score_image(img)``; at most ``batch_size`` model inputs per pass."""
+    it = tqdm(images, desc=desc, disable=not progress, leave=False)
+    return np.asarray([r.score for r in Scorer(det, batch_size).score_images(it)], dtype=np.float64)
 
 
 def scorer(det: Detector, batch_size: int = 256) -> Callable[[Sequence[torch.Tensor]], np.ndarray]:

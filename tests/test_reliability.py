@@ -48,15 +48,15 @@ HOOK = textwrap.dedent('''
     _deny = os.environ.get("UNMASK_TEST_DENY_READ", "")
     if _delete or _deny:
         import detector.decode as _decode
-        import detector.scan as _scan
-        _list = _scan.list_inputs
-        def list_inputs(*a, **k):
+        import detector.files as _files
+        _list = _files.list_files
+        def list_files(*a, **k):
             out = _list(*a, **k)
             for p in _delete:
                 if os.path.lexists(p):
                     os.unlink(p)
             return out
-        _scan.list_inputs = list_inputs
+        _files.list_files = list_files
         def _open(file, *a, **k):
             if _deny and os.fspath(file) == _deny:
                 raise PermissionError(13, "Permission denied", _deny)
@@ -308,11 +308,11 @@ WRITE_CALLS = re.compile(r"""(\bopen\([^)]*['"](?:w|a|x|r\+)b?\+?['"]|\.write_te
                          r"""torch\.export\.save\(|json\.dump\(|shutil\.copy|\.tofile\(|imwrite\()""")
 # (file, text on the line) -> why it is not a torn-file risk
 ALLOWED = {
-    ("detector/scan.py", "os.open(out, os.O_WRONLY | os.O_APPEND)"):
+    ("detector/scan/local.py", "os.open(out, os.O_WRONLY | os.O_APPEND)"):
         "streamed append-only results: the header is written atomically first, each batch appends complete "
         "lines in one os.write loop, resume drops a torn last line",
-    ("detector/scan.py", 'open(out, "r+b")'): "resume truncates a torn last record (shrinks, never writes data)",
-    ("detector/video.py", "cv2.VideoWriter(tmp,"): "annotated video written to a temp file beside it, os.replace'd",
+    ("detector/scan/local.py", 'open(out, "r+b")'): "resume truncates a torn last record (shrinks, never writes data)",
+    ("detector/video/outputs.py", "cv2.VideoWriter(tmp,"): "annotated video written to a temp file beside it, os.replace'd",
     ("detector/export.py", "prog.save(str(tmp))"): "exporter writes a hidden temp, copied atomically by write_bytes",
     ("detector/export.py", "torch.export.save(ep, str(tmp))"): "same: hidden temp, then atomic write_bytes",
     ("detector/export.py", "onnx.save(model, str(path))"): "_stamp_onnx rewrites that hidden temp file only",
@@ -444,9 +444,9 @@ def test_crash_inside_detector_save_never_leaves_a_loadable_mix(tiny_detector, t
 def test_video_output_names_come_from_index_and_sanitised_path(name):
     """Per-video output files are named from the input's position and a sanitised stem of its *path*
     (never from its bytes): ASCII, no separators, no leading dot, at most 64 characters."""
-    from detector.video import _safe_id
+    from detector.video.outputs import safe_id
 
-    vid = _safe_id(7, Path(name))
+    vid = safe_id(7, Path(name))
     assert re.fullmatch(r"007-[A-Za-z0-9][A-Za-z0-9._-]{0,59}", vid), vid
     assert "/" not in vid and ".." not in vid.split("-", 1)[1][:2]
 

@@ -136,13 +136,14 @@ def _corpus(root, real_images, n: int = 30):
 
 def test_scan_two_ranks_one_merged_output_every_file_once(two_ranks, tiny_detector, tmp_path):
     from detector.artifact import load
-    from detector.scan import ScanConfig, list_inputs, parts_dir, read_rows, scan
+    from detector.files import list_files
+    from detector.scan import ScanConfig, parts_dir, read_rows, scan
 
     d, jobs = two_ranks
     folder, out = d / "imgs", d / "res" / "scan.jsonl"
     ranks = jobs["scan"]
     rows = read_rows(out)
-    listed = list_inputs([folder])
+    listed = list_files([folder])
     assert [r["path"] for r in rows] == listed and len(listed) == 31  # every file once, single-process order
     assert [r["label"] for r in rows].count("error") == 1
     assert not parts_dir(out).exists() and sorted(p.name for p in out.parent.iterdir()) == ["scan.jsonl"]
@@ -163,13 +164,14 @@ def test_cli_torchrun_scan_resumes_each_shard(tmp_path, tiny_detector, real_imag
     import sys
     from pathlib import Path
 
-    from detector.scan import list_inputs, parts_dir, read_rows
+    from detector.files import list_files
+    from detector.scan import parts_dir, read_rows
 
     from tests.scale_helpers import free_port
 
     folder = _corpus(tmp_path / "imgs", real_images, n=20)
     out = tmp_path / "scan.jsonl"
-    listed = list_inputs([folder])
+    listed = list_files([folder])
     # an interrupted 2-process scan: part of rank 1 holds two rows (one with a marker score) and a torn line
     pdir = parts_dir(out)
     pdir.mkdir()

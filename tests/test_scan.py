@@ -15,9 +15,10 @@ from PIL import Image
 
 import detector
 from detector.decode import display_path, read_image
+from detector.files import list_files
 from detector.imageio import save_png
 from detector.preprocess import tile_grid
-from detector.scan import COLUMNS, ScanConfig, ScanOutputError, list_inputs, read_rows, scan
+from detector.scan import COLUMNS, ScanConfig, ScanOutputError, read_rows, scan
 from tests.corpus import bomb_png as _bomb_png
 from tests.corpus import png_bytes as _png_bytes
 
@@ -97,9 +98,9 @@ def test_scan_folder_one_correct_row_per_file(corpus, tiny_detector, tmp_path):
 
 def test_listing_and_refusals(corpus, tiny_detector, tmp_path):
     root, good, bad = corpus
-    files = list_inputs([root])
+    files = list_files([root])
     assert str(root / "notes.txt") not in files and len(files) == len(set(files))
-    assert str(root / "notes.txt") in list_inputs([root], None)
+    assert str(root / "notes.txt") in list_files([root], None)
     det = detector.load(tiny_detector)
     out = tmp_path / "r.csv"
     out.write_text("something else\n")

@@ -242,7 +242,7 @@ def test_no_face_rows_and_verdict(det, videos, tmp_path):
 
 def test_faces_mode_scores_each_face_crop(det, videos, monkeypatch):
     """With the detector's boxes given, each face is cropped with the margin and scored on its own."""
-    import detector.video as V
+    import detector.video.faces as V  # FrameScorer looks faces up through this module
 
     # "faces" at the spliced tile (fake) and at the top-left tile (real), as (x, y, w, h)
     fy, fx = FAKE_TILE[0] * 28, FAKE_TILE[1] * 28

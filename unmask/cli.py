@@ -53,16 +53,19 @@ def main() -> None:
       unmask video clip.mp4 --detector runs/det --out runs/video
       unmask eval --detector runs/det --real real/ --fake fake/ --out runs/report
     """
+    from detector.video.read import quiet_native_logs
+
+    quiet_native_logs()  # before any command touches OpenCV: every video problem gets a row instead
 
 
 def _register() -> None:
-    from . import cmd_data, cmd_demo, cmd_detector, cmd_eval, cmd_gan, cmd_video
+    from . import cmd_data, cmd_demo, cmd_detector, cmd_eval, cmd_gan, cmd_scan, cmd_video
 
     main.add_command(cmd_data.data)
     main.add_command(cmd_demo.demo)
     main.add_command(cmd_gan.gan)
     main.add_command(cmd_video.video)
-    for cmd in (cmd_detector.harden, cmd_detector.export, cmd_detector.scan, cmd_detector.retrain):
+    for cmd in (cmd_detector.harden, cmd_scan.export, cmd_scan.scan, cmd_detector.retrain):
         main.add_command(cmd)
     main.add_command(cmd_eval.eval_cmd)
     main.add_command(cmd_eval.eval_matrix)

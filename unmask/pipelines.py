@@ -55,7 +55,7 @@ def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 6000, fake_dirs:
     """Everything :func:`detector.harden.harden` needs, read from a GAN run directory."""
     from gan.zoo import load_discriminator, load_zoo, sample
 
-    from detector.retrain import load_folder_images
+    from detector.data import load_folder_images
 
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)

@@ -1,0 +1,109 @@
+"""The one scoring engine: decoded images -> calibrated P(fake) per image, per the artifact.
+
+Scan, video, evaluation (and calibration / serving on top of them) all score through here, so a
+file gets the same score whichever command looks at it. Each image goes through the artifact's
+own preprocessing (:func:`detector.preprocess.model_inputs`: its size, channels, resize / crop /
+tile policy); the model inputs of many images are batched together, forwarded in chunks of at most
+``batch_inputs`` and the scores of each image's inputs are aggregated per the artifact
+(``tile_aggregate``, ``tile_topk``). Native-resolution tiling follows NPR (Tan et al., "Rethinking
+the Up-Sampling Operations in CNN-based Generative Network for Generalizable Deepfake Detection",
+CVPR 2024): down-scaling weakens up-sampling traces, so big images are cut, not shrunk.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .artifact import Detector, aggregate
+from .preprocess import model_inputs
+
+__all__ = ["ImageScore", "Scorer", "score_images"]
+
+
+@dataclass
+class ImageScore:
+    """The score of one image and how it was reached."""
+
+    score: float                                   # calibrated P(fake), tiles aggregated per the artifact
+    n_tiles: int                                   # model inputs the image became (1 unless tiling)
+    tile_scores: torch.Tensor | None = None        # (n_tiles,) float64 when tiling, else None
+    corners: list[tuple[int, int]] | None = None   # top-left (y, x) of each tile, when tiling
+    policy: str = "resize"                         # what preprocessing did (resize, crop, tile, tile(scaled F))
+
+
+class Scorer:
+    """Batches the model inputs of many images and scores them through ``detector``.
+
+    ``policy`` overrides the artifact's preprocessing policy (video scores frames as native tiles
+    whatever the artifact says); ``max_tiles`` scales huge images down so their tile grid fits.
+    """
+
+    def __init__(self, detector: Detector, batch_inputs: int = 2048, *, policy: str | None = None,
+                 max_tiles: int | None = None) -> None:
+        if batch_inputs < 1:
+            raise ValueError(f"batch_inputs must be >= 1, not {batch_inputs}")
+        self.det, self.batch_inputs, self.max_tiles = detector, batch_inputs, max_tiles
+        self.policy = detector.spec.policy if policy is None else policy
+
+    def prepare(self, img: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]] | None, str]:
+        """``(C, H, W)`` in [0, 1] -> ``(inputs (N, C, S, S), corners, policy)``; see ``model_inputs``."""
+        s = self.det.spec
+        return model_inputs(img, s.input_size, s.channels, self.policy, self.max_tiles)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, S, S)`` model inputs -> ``(N,)`` float64 scores, at most ``batch_inputs`` per pass."""
+        if not len(x):
+            return torch.empty(0, dtype=torch.float64)
+        step = self.batch_inputs
+        return torch.cat([self.det.score_batch(x[j:j + step]) for j in range(0, len(x), step)]).double()
+
+    def aggregate(self, scores: torch.Tensor) -> float:
+        """``(n,)`` scores of one image's inputs -> its score (one input: that input's score)."""
+        if len(scores) == 1:
+            return float(scores[0])
+        s = self.det.spec
+        return aggregate(scores, s.tile_aggregate, s.tile_topk)
+
+    def score_inputs(self, x: torch.Tensor, counts: Sequence[int], corners: Sequence | None = None,
+                     policies: Sequence[str] | None = None) -> list[ImageScore]:
+        """Score already prepared inputs: ``x`` is the images' inputs concatenated, ``counts[i]`` how
+        many belong to image ``i`` (in order)."""
+        scores = self.forward(x)
+        out, off = [], 0
+        for i, n in enumerate(counts):
+            part = scores[off:off + n]
+            off += n
+            c = None if corners is None else corners[i]
+            out.append(ImageScore(self.aggregate(part), n, part if c is not None else None, c,
+                                  self.policy if policies is None else policies[i]))
+        return out
+
+    def score_images(self, images: Iterable[torch.Tensor]) -> Iterator[ImageScore]:
+        """``(C, H, W)`` images in [0, 1] (any sizes) -> one :class:`ImageScore` each, in order.
+
+        Lazy: images are read from the iterable only as batches fill, so a stream stays a stream."""
+        xs: list[torch.Tensor] = []
+        counts: list[int] = []
+        corners: list = []
+        policies: list[str] = []
+        n = 0
+        for img in images:
+            x, c, p = self.prepare(img)
+            xs.append(x)
+            counts.append(len(x))
+            corners.append(c)
+            policies.append(p)
+            n += len(x)
+            if n >= self.batch_inputs:
+                yield from self.score_inputs(torch.cat(xs), counts, corners, policies)
+                xs, counts, corners, policies, n = [], [], [], [], 0
+        if xs:
+            yield from self.score_inputs(torch.cat(xs), counts, corners, policies)
+
+
+def score_images(detector: Detector, images: Iterable[torch.Tensor], batch_inputs: int = 2048) -> np.ndarray:
+    """P(fake) per image as a float64 array (equal to ``detector.score_image`` per image)."""
+    return np.asarray([r.score for r in Scorer(detector, batch_inputs).score_images(images)], dtype=np.float64)
