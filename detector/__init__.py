@@ -58,13 +58,10 @@ __all__ = [
     "Registry",
 ]
 
-# hardening, scanning, export, retraining (the detector issue). Only the classes: the functions
-# share their modules' names (detector.harden.harden, detector.scan.scan, ...), which stay modules.
-from .augment import AugmentConfig  # noqa: E402
+# scanning and export (the detector issue). Only the classes: the functions share their modules'
+# names (detector.scan.scan, ...), which stay modules. The training stack (detector.train) is not
+# imported here: loading and running an artifact does not need it.
 from .export import ExportResult  # noqa: E402
-from .harden import HardenConfig, HardenResult, SplitMetrics, Splits  # noqa: E402
-from .retrain import RetrainConfig, RetrainResult  # noqa: E402
 from .scan import ScanConfig, ScanResult  # noqa: E402
 
-__all__ += ["AugmentConfig", "ExportResult", "HardenConfig", "HardenResult", "SplitMetrics", "Splits",
-            "RetrainConfig", "RetrainResult", "ScanConfig", "ScanResult"]
+__all__ += ["ExportResult", "ScanConfig", "ScanResult"]

@@ -38,6 +38,7 @@ __all__ = [
     "TensorSource",
     "FolderSource",
     "open_source",
+    "load_folder_images",
     "VIDEO_EXTENSIONS",
 ]
 
@@ -317,3 +318,20 @@ def open_source(spec: str, size: int = 28, channels: int = 1, split: str = "trai
     if not p.exists():
         raise FileNotFoundError(f"image source {spec!r}: no such file or folder (or use 'fashion-mnist')")
     raise ValueError(f"image source {spec!r}: expected 'fashion-mnist', a folder of images or a video file")
+
+
+def load_folder_images(dirs: Sequence[str | os.PathLike], size: int, channels: int, policy: str = "resize",
+                       limit: int | None = None) -> tuple[torch.Tensor, int]:
+    """All readable images under ``dirs`` fitted to the model's input ``(N, C, S, S)``; returns them
+    and how many files were unreadable. The ``tile`` policy takes a native-resolution centre crop."""
+    src = FolderSource(list(dirs), size, channels, "crop" if policy == "tile" else policy, skip_errors=True)
+    imgs, bad = [], 0
+    for i in range(len(src) if limit is None else min(limit, len(src))):
+        item = src[i]
+        if item is None:
+            bad += 1
+        else:
+            imgs.append(item[0])
+    if not imgs:
+        raise ValueError(f"no readable images under {', '.join(map(str, dirs))}")
+    return torch.stack(imgs), bad

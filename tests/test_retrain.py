@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 
 import detector
-from detector.harden import REPLAY_FILE, HardenConfig, harden, load_replay, split_tensor
 from detector.nets import create_network
+from detector.train.harden import HardenConfig, harden
+from detector.train.replay import REPLAY_FILE, load_replay
+from detector.train.splits import split_tensor
 from tests.corpus import save_pngs
 
 ARGS = dict(in_channels=1, image_size=28, width=16, norm="batch")
@@ -62,7 +64,7 @@ def test_cli_retrain_raises_new_auc_keeps_old(hardened, real_images, tmp_path):
 
 
 def test_retrain_refusals(hardened, real_images, tmp_path):
-    from detector.retrain import RetrainConfig, retrain
+    from detector.train.retrain import RetrainConfig, retrain
 
     new = {"up": _new_generator_images(real_images[:50])}
     with pytest.raises(ValueError, match="must differ"):

@@ -93,7 +93,7 @@ def video(out: Path, fakes: Path | None, source: str, frames: int, fps: float, s
     """
     import torch
 
-    from detector.retrain import load_folder_images
+    from detector.data import load_folder_images
     from unmask.synth import splice_video
 
     real_src = _open(source, "test")
