@@ -107,7 +107,7 @@ class Calibration:
         return asdict(self)
 
 
-# ------------------------------------------------------------------------------- single metrics
+# ------------------------------------------------------------------------------- on the core
 
 auc_fast = auc  # the core's Mann-Whitney AUC, under the name this module has always exported
 
