@@ -175,12 +175,12 @@ def load_baseline_train(folder: str, channels: int, progress: bool = True) -> Ba
 
 def baseline_train_from_artifact(detector_dir: str | Path) -> BaselineTrainData | None:
     """The detector's own training sample, when hardening left ``replay.safetensors`` beside the
-    artifact (see :mod:`detector.harden`); None when there is none."""
+    artifact (see :mod:`detector.train.replay`); None when there is none."""
     p = Path(detector_dir) / "replay.safetensors"
     if not p.is_file():
         return None
     try:
-        from detector.harden import load_replay
+        from detector.train.replay import load_replay
     except ImportError:  # a detector package without hardening: fall back to cross-fitting
         return None
     real, fakes = load_replay(p)

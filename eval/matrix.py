@@ -7,13 +7,14 @@ diagonal is in-distribution; everything off it answers "does it work on a genera
 
 The fitting is a callable, ``fit_detector(real_train, fake_train) -> Detector``, so this module does
 not depend on how detectors are made: the CLI passes unmask's hardening, tests pass a tiny trainer.
-:func:`finetune_detector` is a minimal trainer (binary cross-entropy fine-tuning of a copy of a base
-detector, or of a fresh ``dcgan_d``) for folder inputs.
+:func:`finetune_detector` is a minimal trainer for folder inputs: binary cross-entropy fine-tuning
+of a copy of a base detector, or of a fresh ``dcgan_d``, in the one training loop
+(:func:`detector.train.loop.fit_bce`). Train/test splits are :func:`detector.train.splits.split_train_test`.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -21,11 +22,12 @@ import torch
 from tqdm import tqdm
 
 from detector.artifact import Detector, spec_for_network
-from detector.device import resolve_device
 from detector.nets import create_network
-from detector.preprocess import fit, normalize
+from detector.preprocess import fit
+from detector.train.loop import fit_bce
+from detector.train.metrics import accuracy, auc, pair
+from detector.train.splits import split_train_test
 
-from .metrics import accuracy, auc_fast, pair
 from .scoring import score_images
 
 __all__ = ["FitDetector", "MatrixResult", "split_train_test", "cross_generator_matrix", "finetune_detector",
@@ -51,19 +53,6 @@ class MatrixResult:
         return float((a.sum() - np.trace(a)) / (n * n - n)) if n > 1 else float("nan")
 
 
-def split_train_test(images: Sequence[torch.Tensor] | torch.Tensor, test_fraction: float = 0.5, seed: int = 0
-                     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Seeded random split into (train, test) lists; both non-empty."""
-    n = len(images)
-    if n < 2:
-        raise ValueError(f"need at least 2 images to split into train and test, got {n}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), not {test_fraction}")
-    perm = np.random.default_rng(seed).permutation(n)
-    k = min(n - 1, max(1, round(n * test_fraction)))
-    return [images[i] for i in perm[k:]], [images[i] for i in perm[:k]]
-
-
 def _stack(images: Sequence[torch.Tensor], size: int, channels: int) -> torch.Tensor:
     """Fit native-size images to ``(N, C, S, S)`` training inputs (centre crop, no stretching)."""
     return torch.stack([fit(im, size, channels, "crop") for im in images])
@@ -84,8 +73,8 @@ def cross_generator_matrix(real_train: Sequence[torch.Tensor], real_test: Sequen
         raise ValueError("a cross-generator matrix needs real training and real test images")
     names = list(fakes)
     xr = _stack(real_train, size, channels)
-    auc = [[0.0] * len(names) for _ in names]
-    acc = [[0.0] * len(names) for _ in names]
+    aucs = [[0.0] * len(names) for _ in names]
+    accs = [[0.0] * len(names) for _ in names]
     for i, a in enumerate(tqdm(names, desc="matrix", disable=not progress, leave=False)):
         det = fit_detector(xr, _stack(fakes[a][0], size, channels))
         thr = det.spec.threshold
@@ -93,9 +82,9 @@ def cross_generator_matrix(real_train: Sequence[torch.Tensor], real_test: Sequen
         for j, b in enumerate(names):
             sf = score_images(det, list(fakes[b][1]))
             y, s = pair(sr, sf)
-            auc[i][j] = auc_fast(y, s)
-            acc[i][j] = accuracy(y, s, thr)
-    return MatrixResult(names, auc, acc, {k: len(v[0]) for k, v in fakes.items()},
+            aucs[i][j] = auc(y, s)
+            accs[i][j] = accuracy(y, s, thr)
+    return MatrixResult(names, aucs, accs, {k: len(v[0]) for k, v in fakes.items()},
                         {"real": len(real_test), **{k: len(v[1]) for k, v in fakes.items()}})
 
 
@@ -117,7 +106,7 @@ def finetune_detector(real: torch.Tensor, fake: torch.Tensor, base: Detector | N
     ``(N, C, S, S)`` real and fake tensors; the threshold stays 0.5 (not chosen on data)."""
     if len(real) == 0 or len(fake) == 0:
         raise ValueError("fine-tuning needs real and fake images")
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # a fresh network's initial weights
     if base is not None:
         net, spec = copy.deepcopy(base.net), base.spec
     else:
@@ -125,24 +114,12 @@ def finetune_detector(real: torch.Tensor, fake: torch.Tensor, base: Detector | N
         args = dict(in_channels=ch, image_size=size, width=config.width, norm="batch")
         net = create_network("dcgan_d", **args)
         spec = spec_for_network("dcgan_d", args, size, ch, policy="resize")
-    dev = resolve_device(config.device)
-    net.to(dev).train()
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.5, 0.999))
     x = torch.cat([real, fake])
     y = torch.cat([torch.zeros(len(real)), torch.ones(len(fake))])
-    g = torch.Generator().manual_seed(config.seed)
-    for _ in range(config.steps):
-        idx = torch.randint(0, len(x), (min(config.batch_size, len(x)),), generator=g)
-        xb = normalize(x[idx], spec.mean, spec.std).to(dev)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb), y[idx].to(dev))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.eval()
+    fit_bce(net, x, y, config.steps, config.batch_size, config.lr, spec.mean, spec.std, betas=(0.5, 0.999),
+            generator=torch.Generator().manual_seed(config.seed), device=config.device)
     prov = dict(spec.provenance)
     prov["matrix_finetune"] = {"steps": config.steps, "lr": config.lr, "seed": config.seed,
                                "n_real": len(real), "n_fake": len(fake)}
-    from dataclasses import replace
-
     return Detector(net.cpu(), replace(spec, provenance=prov, threshold=0.5,
                                        threshold_rule="default 0.5 (matrix fine-tune)"), "cpu")

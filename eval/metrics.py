@@ -5,13 +5,12 @@ Conventions: label 1 = fake (the positive class), label 0 = real; a score is the
 probability of "fake" and an image is called fake when ``score >= threshold`` (the same rule as
 :meth:`detector.Detector.label`).
 
-* ROC AUC and average precision: scikit-learn (``roc_auc_score``, ``average_precision_score``);
-  ties count half, as in the Mann-Whitney statistic.
-* Equal error rate: the point of the empirical ROC where the false-positive rate equals the
-  false-negative rate, linearly interpolated between the two ROC vertices that bracket it.
-* TPR at a target FPR: the largest TPR among ROC vertices whose FPR does not exceed the target
-  (conservative: no interpolation). With fewer than ``1 / target`` real images this is the TPR at
-  FPR = 0; :attr:`Metrics.low_fpr_resolution` says so.
+* ROC AUC, average precision, equal error rate, TPR at a target FPR, accuracy and the confusion
+  matrix come from the metrics core, :mod:`detector.train.metrics` (numpy only; hardening and
+  calibration use the same functions): AUC is the Mann-Whitney statistic with ties counting half;
+  EER is interpolated on the empirical ROC; TPR at a target FPR is the largest TPR among ROC
+  vertices whose FPR does not exceed the target (no interpolation). With fewer than
+  ``1 / target`` real images that is the TPR at FPR = 0; :attr:`Metrics.low_fpr_resolution` says so.
 * Confidence intervals: percentile bootstrap (Efron & Tibshirani 1993), resampling real and fake
   separately (stratified) so every resample holds both classes; seeded.
 * False-positive audit of real-only sets: Wilson score interval (Wilson 1927) for the FPR.
@@ -25,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from detector.train.metrics import (MetricError, accuracy, as_arrays, auc, average_precision, confusion,
+                                    equal_error_rate, pair, tpr_at_fpr)
 
 __all__ = [
     "MetricError",
@@ -45,10 +46,6 @@ __all__ = [
     "pair",
     "accuracy",
 ]
-
-
-class MetricError(ValueError):
-    """Inputs for which a metric is undefined (one class only, empty, NaN scores...)."""
 
 
 @dataclass(frozen=True)
@@ -110,96 +107,9 @@ class Calibration:
         return asdict(self)
 
 
-# ------------------------------------------------------------------------------- validation
+# ------------------------------------------------------------------------------- on the core
 
-
-def as_arrays(y_true: Sequence[int], scores: Sequence[float], need_both: bool = True
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate labels (0/1) and scores (finite) and return them as numpy arrays."""
-    y = np.asarray(y_true)
-    s = np.asarray(scores, dtype=np.float64)
-    if y.ndim != 1 or s.ndim != 1:
-        raise MetricError(f"labels and scores must be 1-D, got shapes {y.shape} and {s.shape}")
-    if len(y) != len(s):
-        raise MetricError(f"{len(y)} labels but {len(s)} scores")
-    if len(y) == 0:
-        raise MetricError("no scores: the test set is empty")
-    if not np.isin(y, (0, 1)).all():
-        bad = sorted(set(np.unique(y).tolist()) - {0, 1})[:5]
-        raise MetricError(f"labels must be 0 (real) or 1 (fake), found {bad}")
-    if not np.isfinite(s).all():
-        raise MetricError(f"{int((~np.isfinite(s)).sum())} scores are NaN or infinite")
-    y = y.astype(np.int64)
-    if need_both:
-        n_fake = int(y.sum())
-        if n_fake == 0 or n_fake == len(y):
-            only = "real" if n_fake == 0 else "fake"
-            raise MetricError(f"all {len(y)} images are {only}: ROC AUC, AP and EER need both real and fake "
-                              "images (for a real-only set use the false-positive audit)")
-    return y, s
-
-
-# ------------------------------------------------------------------------------- single metrics
-
-
-def pair(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scores of a real-vs-fake test set (fake = 1)."""
-    y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
-    return y, np.concatenate([real, fake])
-
-
-def accuracy(y: np.ndarray, s: np.ndarray, threshold: float) -> float:
-    """Fraction of images called right, an image being called fake when ``score >= threshold``."""
-    return float(((s >= threshold) == (y == 1)).mean())
-
-
-def auc_fast(y: np.ndarray, s: np.ndarray) -> float:
-    """ROC AUC via the Mann-Whitney U statistic with mid-ranks (ties count half); equals sklearn."""
-    order = np.argsort(s, kind="mergesort")
-    ss = s[order]
-    ranks = np.empty(len(s), dtype=np.float64)
-    # mid-ranks for ties
-    _, first, counts = np.unique(ss, return_index=True, return_counts=True)
-    mid = first + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(mid, counts)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def equal_error_rate(y_true: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
-    """``(eer, threshold)``: where FPR == FNR on the empirical ROC (linear interpolation)."""
-    y, s = as_arrays(y_true, scores)
-    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
-    fnr = 1.0 - tpr
-    # fpr rises from 0 and fnr falls to 0 along the curve: find the first vertex with fnr <= fpr
-    i = int(np.argmax(fnr <= fpr))
-    if i == 0:
-        return float(fpr[0]), float(min(thr[0], 1.0))
-    d0, d1 = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]  # d0 > 0 >= d1
-    w = d0 / (d0 - d1) if d0 != d1 else 0.0
-    eer = fpr[i - 1] + w * (fpr[i] - fpr[i - 1])
-    t_hi = min(float(thr[i - 1]), 1.0)
-    t = t_hi + w * (float(thr[i]) - t_hi)
-    return float(eer), float(t)
-
-
-def tpr_at_fpr(y_true: Sequence[int], scores: Sequence[float], target: float) -> float:
-    """Largest TPR over ROC vertices with FPR <= ``target`` (no interpolation)."""
-    if not 0.0 <= target <= 1.0:
-        raise MetricError(f"target FPR must be in [0, 1], not {target}")
-    y, s = as_arrays(y_true, scores)
-    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    ok = fpr <= target + 1e-12
-    return float(tpr[ok].max())
-
-
-def confusion(y_true: Sequence[int], scores: Sequence[float], threshold: float) -> dict:
-    """``{"tn", "fp", "fn", "tp"}`` calling an image fake when ``score >= threshold``."""
-    y, s = as_arrays(y_true, scores, need_both=False)
-    pred = s >= threshold
-    return {"tn": int(((y == 0) & ~pred).sum()), "fp": int(((y == 0) & pred).sum()),
-            "fn": int(((y == 1) & ~pred).sum()), "tp": int(((y == 1) & pred).sum())}
+auc_fast = auc  # the core's Mann-Whitney AUC, under the name this module has always exported
 
 
 def bootstrap_ci(y: np.ndarray, s: np.ndarray, threshold: float, n: int = 1000, seed: int = 0,
@@ -214,7 +124,7 @@ def bootstrap_ci(y: np.ndarray, s: np.ndarray, threshold: float, n: int = 1000, 
     aucs, accs = np.empty(n), np.empty(n)
     for b in range(n):
         sb = np.concatenate([neg[rng.integers(0, len(neg), len(neg))], pos[rng.integers(0, len(pos), len(pos))]])
-        aucs[b] = auc_fast(yy, sb)
+        aucs[b] = auc(yy, sb)
         accs[b] = accuracy(yy, sb, threshold)
     a = (1.0 - level) / 2.0 * 100.0
     return ((float(np.percentile(aucs, a)), float(np.percentile(aucs, 100 - a))),
@@ -234,8 +144,8 @@ def compute_metrics(y_true: Sequence[int], scores: Sequence[float], threshold: f
     if bootstrap:
         auc_ci, acc_ci = bootstrap_ci(y, s, threshold, bootstrap, seed)
     return Metrics(
-        auc=float(roc_auc_score(y, s)),
-        ap=float(average_precision_score(y, s)),
+        auc=auc(y, s),
+        ap=average_precision(y, s),
         eer=eer, eer_threshold=eer_t,
         accuracy=(cm["tn"] + cm["tp"]) / len(y),
         real_accuracy=cm["tn"] / n_real,

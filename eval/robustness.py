@@ -4,27 +4,23 @@ fake images alike.
 
 The perturbation set follows the post-processing study of Wang et al., "CNN-generated images are
 surprisingly easy to spot... for now", CVPR 2020 (JPEG and Gaussian blur), extended with the
-resize and noise that NPR's users report (Tan et al., CVPR 2024, issue #9 and #23).
+resize and noise that NPR's users report (Tan et al., CVPR 2024, issue #9 and #23). Each
+perturbation is a fixed setting of :mod:`detector.train.degrade`, the same functions hardening
+augments with, so a detector is measured on the degradations it was trained against.
 """
 from __future__ import annotations
 
-import io
-import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from detector.decode import decode_bytes
-from detector.imageio import to_uint8
-from detector.preprocess import resize
 from detector.registry import Registry
+from detector.train.degrade import add_noise, gaussian_blur, jpeg, rescale, torch_generator
 
-from .metrics import MetricError, accuracy, auc_fast, pair
+from detector.train.metrics import MetricError, accuracy, auc, pair
 
 __all__ = ["PERTURBATIONS", "DEFAULT_PERTURBATIONS", "perturb", "RobustnessRow", "RobustnessResult",
            "evaluate_robustness", "jpeg", "gaussian_blur", "downscale", "gaussian_noise"]
@@ -32,35 +28,12 @@ __all__ = ["PERTURBATIONS", "DEFAULT_PERTURBATIONS", "perturb", "RobustnessRow",
 Perturbation = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 PERTURBATIONS: Registry[Perturbation] = Registry("perturbation")
 
-
-def jpeg(img: torch.Tensor, quality: int) -> torch.Tensor:
-    """Re-encode ``(C, H, W)`` in [0, 1] as a JPEG of ``quality`` (Pillow, 4:2:0) and decode it."""
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(img)).save(buf, format="JPEG", quality=quality)
-    return decode_bytes(buf.getvalue(), channels=img.shape[0])
-
-
-def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur with kernel ``2 * ceil(3 sigma) + 1`` and reflected borders (OpenCV)."""
-    k = 2 * math.ceil(3 * sigma) + 1
-    a = img.permute(1, 2, 0).numpy().astype(np.float32)  # (H, W, C)
-    b = cv2.GaussianBlur(a, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
-    if b.ndim == 2:
-        b = b[..., None]
-    return torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1).clamp(0, 1)
-
-
-def downscale(img: torch.Tensor, factor: float) -> torch.Tensor:
-    """Resize by ``factor`` (antialiased bilinear) and back to the original size."""
-    _, h, w = img.shape
-    small = resize(img, max(1, round(h * factor)), max(1, round(w * factor)))
-    return resize(small, h, w)
+downscale = rescale  # resize by a factor and back (antialiased down, bilinear up)
 
 
 def gaussian_noise(img: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:
-    """Add i.i.d. N(0, sigma^2) noise per pixel and clip to [0, 1]."""
-    n = torch.from_numpy(rng.normal(0.0, sigma, size=tuple(img.shape)).astype(np.float32))
-    return (img + n).clamp(0, 1)
+    """Add i.i.d. N(0, sigma^2) noise per pixel (seeded from ``rng``) and clip to [0, 1]."""
+    return add_noise(img, sigma, torch_generator(rng))
 
 
 def _register(name: str, fn: Perturbation) -> None:
@@ -121,9 +94,9 @@ def _row(name: str, real: np.ndarray, fakes: dict[str, np.ndarray], thr: float,
     auc_set, acc_set = {}, {}
     for k, f in fakes.items():
         ys, ss = pair(real, f)
-        auc_set[k] = auc_fast(ys, ss)
+        auc_set[k] = auc(ys, ss)
         acc_set[k] = accuracy(ys, ss, thr)
-    return RobustnessRow(name, auc_fast(y, s), accuracy(y, s, thr), float(flips.mean()),
+    return RobustnessRow(name, auc(y, s), accuracy(y, s, thr), float(flips.mean()),
                          float(flips[:len(real)].mean()), float(flips[len(real):].mean()), auc_set, acc_set)
 
 

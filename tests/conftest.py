@@ -55,21 +55,14 @@ def tiny_detector(tmp_path_factory, real_images, fake_images):
     """A saved detector directory (``dcgan_d`` width 16, threshold 0.5) trained on real vs fake."""
     from detector.artifact import Detector, spec_for_network
     from detector.nets import create_network
-    from detector.preprocess import normalize
+    from detector.train.loop import fit_bce
 
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # the initial weights and (no generator given) the batches
     args = dict(in_channels=1, image_size=28, width=16, norm="batch")
     net = create_network("dcgan_d", **args)
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     x = torch.cat([real_images[:384], fake_images[:384]])
     y = torch.cat([torch.zeros(384), torch.ones(384)])
-    net.train()
-    for step in range(60):
-        idx = torch.randint(0, len(x), (64,))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(normalize(x[idx], [0.5], [0.5])), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_bce(net, x, y, steps=60, batch_size=64, lr=2e-3, mean=[0.5], std=[0.5])
     spec = spec_for_network("dcgan_d", args, 28, 1, policy="tile", provenance={"note": "test fixture"})
     out = tmp_path_factory.mktemp("detector")
     Detector(net, spec).save(out)

@@ -15,9 +15,11 @@ import pytest
 import torch
 
 import detector
-from detector.augment import AugmentConfig, augment_batch
-from detector.harden import (CHECKPOINT_DIR, REPLAY_FILE, HardenConfig, evaluate, fit_temperature, harden,
-                             load_replay, real_splits, split_indices, split_tensor, threshold_at_fpr)
+from detector.train.augment import AugmentConfig, augment_batch
+from detector.train.calibration import collect_logits, evaluate, fit_temperature, threshold_at_fpr
+from detector.train.harden import CHECKPOINT_DIR, HardenConfig, harden
+from detector.train.replay import REPLAY_FILE, load_replay
+from detector.train.splits import real_splits, split_indices, split_tensor
 from detector.nets import create_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,8 +98,6 @@ def test_harden_end_to_end(real_images, fake_images, tmp_path):
     assert s.provenance["split_sizes"]["real"] == {"train": 205, "val": 154, "test": 153}
     assert s.provenance["metrics"]["test"]["auc"] == r.test.auc
     # calibration: the fitted temperature is no worse on validation NLL than T = 1
-    from detector.harden import collect_logits
-
     rv = collect_logits(det.net, real.val, s.mean, s.std)
     fv = {"tconv": collect_logits(det.net, fakes["tconv"].val, s.mean, s.std)}
     assert evaluate("val", rv, fv, s.temperature, 0.5).nll <= evaluate("val", rv, fv, 1.0, 0.5).nll
@@ -121,7 +121,8 @@ SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
     from detector.data import load_fashion_mnist
-    from detector.harden import HardenConfig, harden, split_tensor
+    from detector.train.harden import HardenConfig, harden
+    from detector.train.splits import split_tensor
     from detector.nets import create_network
     d = load_fashion_mnist("test", variant="embedded")
     x = torch.from_numpy(d.images[:600].copy()).unsqueeze(1).float() / 255

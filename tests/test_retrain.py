@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 
 import detector
-from detector.harden import REPLAY_FILE, HardenConfig, harden, load_replay, split_tensor
 from detector.nets import create_network
+from detector.train.harden import HardenConfig, harden
+from detector.train.replay import REPLAY_FILE, load_replay
+from detector.train.splits import split_tensor
 from tests.corpus import save_pngs
 
 ARGS = dict(in_channels=1, image_size=28, width=16, norm="batch")
@@ -32,10 +34,21 @@ def _new_generator_images(real_images: torch.Tensor) -> torch.Tensor:
     return F.interpolate(F.avg_pool2d(real_images, 2), scale_factor=2, mode="bilinear").clamp(0, 1)
 
 
-def test_cli_retrain_raises_new_auc_keeps_old(hardened, real_images, tmp_path):
+def test_cli_retrain_raises_new_auc_keeps_old(hardened, real_images, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
+    import detector.artifact
+    import detector.train.retrain
     from unmask.cli import main
+
+    loads, real_load = [], detector.artifact.load
+
+    def counting_load(path, *a, **k):
+        loads.append(str(path))
+        return real_load(path, *a, **k)
+
+    monkeypatch.setattr(detector.artifact, "load", counting_load)
+    monkeypatch.setattr(detector.train.retrain, "load", counting_load)
 
     new_dir = tmp_path / "newgen"
     save_pngs(new_dir, _new_generator_images(real_images.flip(0)[:400]), "{i:04d}.png")
@@ -44,6 +57,7 @@ def test_cli_retrain_raises_new_auc_keeps_old(hardened, real_images, tmp_path):
     res = CliRunner().invoke(main, ["retrain", str(hardened), "--fakes", str(new_dir), "--out", str(out),
                                     "--steps", "150", "--lr", "2e-4"])
     assert res.exit_code == 0, res.output
+    assert loads == [str(hardened)]                                           # the detector is loaded once
     assert "AUC before" in res.output and "folder:newgen" in res.output
     m = json.loads((out / "retrain_metrics.json").read_text())
     b, a = m["before"]["per_generator"], m["after"]["per_generator"]
@@ -62,7 +76,7 @@ def test_cli_retrain_raises_new_auc_keeps_old(hardened, real_images, tmp_path):
 
 
 def test_retrain_refusals(hardened, real_images, tmp_path):
-    from detector.retrain import RetrainConfig, retrain
+    from detector.train.retrain import RetrainConfig, retrain
 
     new = {"up": _new_generator_images(real_images[:50])}
     with pytest.raises(ValueError, match="must differ"):

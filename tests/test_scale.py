@@ -198,9 +198,12 @@ def test_cli_torchrun_scan_resumes_each_shard(tmp_path, tiny_detector, real_imag
 
 
 def _harden_job(rank: int, real, fake, out: str) -> dict:
-    from detector.harden import HardenConfig, harden, split_tensor
+    from detector import distributed
     from detector.nets import create_network
+    from detector.train.harden import HardenConfig, harden
+    from detector.train.splits import split_tensor
 
+    distributed.init(torch.device("cpu"))  # the entry point joins the group; harden only uses it
     torch.manual_seed(0)
     net = create_network("dcgan_d", in_channels=1, image_size=28, width=8, norm="batch")
     cfg = HardenConfig(steps=6, batch_size=16, checkpoint_every=3, replay_per_generator=16, eval_batch=256)

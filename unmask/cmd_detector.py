@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from detector.train.config import HardenConfig, RetrainConfig
+
 from .options import AMP_HELP, DEVICE_HELP, cap_threads
 from .options import device_option as _device
 
@@ -30,6 +32,9 @@ def _threads() -> None:
     cap_threads(os.cpu_count() or 1)
 
 
+_H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' defaults
+
+
 # ---------------------------------------------------------------------------- harden
 
 
@@ -39,11 +44,11 @@ def _threads() -> None:
               help="Detector directory to write (model.safetensors + detector.json + metrics).")
 @click.option("--fakes", "fake_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Extra folder of fake images to harden against (repeatable).")
-@click.option("--steps", type=click.IntRange(0), default=8000, show_default=True, help="Fine-tuning steps.")
-@click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=4e-4, show_default=True,
+@click.option("--steps", type=click.IntRange(0), default=_H.steps, show_default=True, help="Fine-tuning steps.")
+@click.option("--batch-size", type=click.IntRange(2), default=_H.batch_size, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=_H.lr, show_default=True,
               help="Peak learning rate (cosine decay to 0).")
-@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
+@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=_H.target_fpr,
               show_default=True, help="False-positive rate on validation real images that sets the threshold.")
 @click.option("--n-fakes", type=click.IntRange(20), default=6000, show_default=True,
               help="Images sampled from each generator snapshot (split train/val/test).")
@@ -53,13 +58,13 @@ def _threads() -> None:
 @click.option("--policy", type=click.Choice(["resize", "crop", "tile"]), default="resize", show_default=True,
               help="How scans fit images of other sizes (tile = native-resolution tiles, max score).")
 @click.option("--real", "real_source", default=None, help="Override the run's real data source.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Split, sampling and training seed.")
+@click.option("--seed", type=int, default=_H.seed, show_default=True, help="Split, sampling and training seed.")
 @click.option("--rounds", type=click.IntRange(0), default=0, show_default=True,
               help="Adversarial rounds: train G against the hardened detector, then harden again.")
 @click.option("--gan-steps", type=click.IntRange(1), default=500, show_default=True,
               help="Generator steps per adversarial round.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted hardening from its last checkpoint.")
-@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@click.option("--device", default=_H.device, show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
 def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction, aug_scale,
            policy, real_source, seed, rounds, gan_steps, resume, device, amp) -> None:
@@ -83,26 +88,23 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     rank 0 alone writes the artifact.
     """
     from detector import distributed
-    from detector.augment import AugmentConfig
     from detector.device import resolve_device
-    from detector.harden import HardenConfig
+    from detector.train.loop import CheckpointMismatch
     from gan.zoo import ZooError
 
     _threads()
     dev = _device(device)
     cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
-                       augment=AugmentConfig().scaled(aug_scale), device=dev, amp=amp)
-    distributed.init(resolve_device(dev))
+                       augment=_H.augment.scaled(aug_scale), device=dev, amp=amp)
+    distributed.init(resolve_device(dev))  # the one place this command joins the process group
     log = (lambda m: click.echo(m)) if distributed.is_main() else (lambda m: None)  # noqa: E731
     try:
         _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
                 target_fpr, log)
     except (FileNotFoundError, ZooError) as e:  # not a GAN run, or a run without a zoo / discriminator
         raise click.UsageError(str(e)) from None
-    except Exception as e:  # noqa: BLE001 - resuming a checkpoint made for other inputs is a usage error
-        if "different data or settings" in str(e):
-            raise click.UsageError(str(e)) from None
-        raise
+    except CheckpointMismatch as e:  # resuming a checkpoint made for other inputs
+        raise click.UsageError(str(e)) from None
     distributed.cleanup()
 
 
@@ -132,15 +134,15 @@ def _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, 
               help="Extra real images (folder) to add to the replayed ones.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="New detector directory (the old one is left untouched).")
-@click.option("--steps", type=click.IntRange(0), default=400, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True)
-@click.option("--replay-weight", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
-              help="Share of fake training images replayed from the generators it already knew.")
-@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+@click.option("--steps", type=click.IntRange(0), default=_R.steps, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=_R.lr, show_default=True)
+@click.option("--replay-weight", type=click.FloatRange(0, 1, max_open=True), default=_R.replay_weight,
+              show_default=True, help="Share of fake training images replayed from the generators it already knew.")
+@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=_R.target_fpr,
               help="Default: the detector's own target.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=_R.seed, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an interrupted retraining from its checkpoint.")
-@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@click.option("--device", default=_R.device, show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
 def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, replay_weight, target_fpr, seed,
             resume, device, amp) -> None:
@@ -159,11 +161,12 @@ def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, repl
     Under torchrun the fine-tuning is data-parallel (DDP) and rank 0 alone writes the artifact.
     """
     from detector import distributed
-    from detector.retrain import RetrainConfig, load_folder_images, retrain as do_retrain
+    from detector.data import load_folder_images
+    from detector.train.retrain import retrain as do_retrain
 
     _threads()
     det = _load_detector(detector_dir, device)
-    distributed.init(det.device)
+    distributed.init(det.device)  # the one place this command joins the process group
     echo = click.echo if distributed.is_main() else (lambda *a, **k: None)
     s = det.spec
     new, sources = {}, {}
@@ -181,8 +184,8 @@ def retrain(detector_dir: Path, fake_dirs, real_dirs, out: Path, steps, lr, repl
                         device=str(det.device), amp=amp)
     try:
         r = do_retrain(detector_dir, new, out, cfg, extra_real=real, sources=sources, resume=resume,
-                       log=lambda m: echo(m))
-    except (FileNotFoundError, ValueError) as e:
+                       log=lambda m: echo(m), detector=det)
+    except (FileNotFoundError, ValueError) as e:  # no or bad replay buffer, bad images, --out clash...
         raise click.UsageError(str(e)) from None
     echo(f"[{r.seconds:.0f}s] before/after table saved to {out / 'retrain_table.txt'}")
     distributed.cleanup()

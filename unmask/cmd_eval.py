@@ -145,7 +145,8 @@ def _harden_fit(run_dir: Path, names: list, steps: int, seed: int, work: Path, d
     """fit_detector for the matrix: unmask's hardening of the run's discriminator (detector.harden),
     validation split for the threshold carved from the training images; None when unavailable."""
     try:
-        from detector import harden as hd
+        from detector.train import harden as hd
+        from detector.train.splits import split_tensor
     except ImportError:
         return None
     from detector.artifact import load
@@ -156,8 +157,8 @@ def _harden_fit(run_dir: Path, names: list, steps: int, seed: int, work: Path, d
     def fit(xr, xf):
         name = next(it)
         net, arch, args = load_discriminator(run_dir)
-        real = hd.split_tensor(xr, seed, 0.2, 0.1)
-        fake = hd.split_tensor(xf, seed + 1, 0.2, 0.1)
+        real = split_tensor(xr, seed, 0.2, 0.1)
+        fake = split_tensor(xf, seed + 1, 0.2, 0.1)
         cfg = hd.HardenConfig(steps=steps, seed=seed, device=device)
         hd.harden(net, arch, args, real, {name: fake}, work / name, cfg, log=lambda _m: None, progress=False,
                   provenance={"gan_run": str(run_dir), "matrix_family": name})

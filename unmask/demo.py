@@ -81,8 +81,8 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     from detector.artifact import load as load_detector
     from detector.data import load_fashion_mnist
     from detector.export import export
-    from detector.harden import HardenConfig
-    from detector.retrain import RetrainConfig, retrain
+    from detector.train.harden import HardenConfig
+    from detector.train.retrain import RetrainConfig, retrain
     from detector.scan import ScanConfig, scan
     from detector.video import VideoConfig, analyze_videos
     from eval.evaluate import EvalConfig, run_eval

@@ -2,7 +2,7 @@
 
 * :func:`harden_run` - a GAN run directory -> a hardened detector artifact: loads the run's final
   discriminator and samples every generator snapshot of its zoo through the ``gan`` API, loads
-  the run's real data (``config.json``'s ``data``), and calls :func:`detector.harden.harden`.
+  the run's real data (``config.json``'s ``data``), and calls :func:`detector.train.harden.harden`.
 * :func:`adversarial_rounds` - the contest goes on: after hardening, the generator is trained
   further against the hardened detector (``gan.trainer.continue_training``), its new snapshots join
   the zoo, and the detector is hardened again; each round reports the AUC on held-out real images
@@ -22,9 +22,10 @@ import torch
 from detector.artifact import load as load_detector
 from detector.atomic import write_json
 from detector.device import resolve_device
-from detector.harden import (HardenConfig, HardenResult, Splits, collect_logits, evaluate, harden, real_splits,
-                             split_tensor)
 from detector.nets import flip_head
+from detector.train.calibration import collect_logits, evaluate
+from detector.train.harden import HardenConfig, HardenResult, harden
+from detector.train.splits import Splits, real_splits, split_tensor
 
 __all__ = ["HardenInputs", "harden_inputs", "harden_run", "RoundReport", "adversarial_rounds"]
 
@@ -52,7 +53,7 @@ def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 6000, fake_dirs:
                   val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int | None = None,
                   real_source: str | None = None, real_limit: int | None = None, device: str = "cpu",
                   log: Callable[[str], None] = print) -> HardenInputs:
-    """Everything :func:`detector.harden.harden` needs, read from a GAN run directory."""
+    """Everything :func:`detector.train.harden.harden` needs, read from a GAN run directory."""
     from gan.zoo import load_discriminator, load_zoo, sample
 
     from detector.data import load_folder_images

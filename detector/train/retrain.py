@@ -13,43 +13,23 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .artifact import WEIGHTS, Detector, load
-from .atomic import write_json, write_text
-from .augment import AugmentConfig
-from .harden import (CHECKPOINT_DIR, REPLAY_FILE, HardenConfig, SplitMetrics, Splits, calibrate_and_evaluate,
-                     collect_logits, evaluate, fingerprint, load_replay, save_replay, split_tensor,
-                     train_detector)
+from .. import distributed as dist_
+from ..artifact import WEIGHTS, Detector, load
+from ..atomic import write_json, write_text
+from .calibration import SplitMetrics, calibrate_and_evaluate, collect_logits, evaluate
+from .config import HardenConfig, RetrainConfig
+from .harden import CHECKPOINT_DIR
+from .loop import require_process_group, train_detector
+from .replay import REPLAY_FILE, load_replay, save_replay
+from .splits import Splits, fingerprint, real_splits, split_tensor
 
-__all__ = ["RetrainConfig", "RetrainResult", "retrain", "load_folder_images", "format_table"]
-
-
-@dataclass(frozen=True)
-class RetrainConfig:
-    steps: int = 400
-    batch_size: int = 64
-    lr: float = 1e-4
-    replay_weight: float = 0.5       # share of the fake half drawn from the old generators' replay
-    target_fpr: float | None = None  # None: keep the artifact's (from its provenance), else 0.01
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    seed: int = 0
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    checkpoint_every: int = 100
-    replay_per_generator: int = 1024
-    device: str = "cpu"
-    amp: bool = False                # bfloat16 autocast on CUDA (ignored, with a note, on CPU)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.replay_weight < 1.0:
-            raise ValueError(f"replay_weight must be in [0, 1), got {self.replay_weight}")
-        if self.steps < 0 or self.batch_size < 2:
-            raise ValueError("steps must be >= 0 and batch_size >= 2")
+__all__ = ["RetrainConfig", "RetrainResult", "retrain", "format_table"]
 
 
 @dataclass(frozen=True)
@@ -63,30 +43,9 @@ class RetrainResult:
     seconds: float
 
 
-def load_folder_images(dirs: Sequence[str | os.PathLike], size: int, channels: int, policy: str = "resize",
-                       limit: int | None = None) -> tuple[torch.Tensor, int]:
-    """All readable images under ``dirs`` fitted to the model's input ``(N, C, S, S)``; returns them
-    and how many files were unreadable. The ``tile`` policy takes a native-resolution centre crop."""
-    from .data import FolderSource
-
-    src = FolderSource(list(dirs), size, channels, "crop" if policy == "tile" else policy, skip_errors=True)
-    imgs, bad = [], 0
-    for i in range(len(src) if limit is None else min(limit, len(src))):
-        item = src[i]
-        if item is None:
-            bad += 1
-        else:
-            imgs.append(item[0])
-    if not imgs:
-        raise ValueError(f"no readable images under {', '.join(map(str, dirs))}")
-    return torch.stack(imgs), bad
-
-
 def _full_real(spec, replayed: Splits, log: Callable[[str], None]) -> tuple[Splits, str]:
     """The detector's full real splits, rebuilt from its provenance (source, split seed and fractions)
     when that source is still available with the same checksum; else the replayed sample."""
-    from .harden import real_splits
-
     d = spec.provenance.get("data") or {}
     src, seed = d.get("source"), d.get("split_seed")
     if not isinstance(src, str) or not isinstance(seed, int) or "val_fraction" not in d:
@@ -117,38 +76,63 @@ def format_table(before: SplitMetrics, after: SplitMetrics, new: Sequence[str]) 
     return "\n".join(lines)
 
 
+def _new_splits(new_fakes: Mapping[str, torch.Tensor], spec, config: RetrainConfig) -> dict[str, Splits]:
+    """Each new generator's images, checked against the artifact's input and split by the seed."""
+    out: dict[str, Splits] = {}
+    want = (spec.channels, spec.input_size, spec.input_size)
+    for k, (name, x) in enumerate(new_fakes.items()):
+        if tuple(x.shape[1:]) != want:
+            raise ValueError(f"{name}: images must be {want}, got {tuple(x.shape[1:])}")
+        if len(x) < 10:
+            raise ValueError(f"{name}: need at least 10 images of the new generator, got {len(x)}")
+        out[name] = split_tensor(x, config.seed + 101 * (k + 1), config.val_fraction, config.test_fraction)
+    return out
+
+
+def _provenance(spec, src_dir: Path, config: RetrainConfig, old_fakes: Mapping, new_splits: Mapping,
+                real_note: str, sources: Mapping[str, str] | None, val: SplitMetrics, before: SplitMetrics,
+                after: SplitMetrics) -> dict:
+    """The old provenance plus the new generators, a history entry and the new metrics."""
+    prov = dict(spec.provenance)
+    gens = list(prov.get("generators") or [{"name": n} for n in old_fakes])
+    for n in new_splits:
+        gens.append({"name": n, "source": (sources or {}).get(n, "tensor"), "added_by": "retrain",
+                     "split_sizes": new_splits[n].sizes()})
+    history = list(prov.get("history", []))
+    history.append({"retrained_from": str(src_dir), "real_images": real_note, "previous_weights_sha256":
+                    hashlib.sha256((src_dir / WEIGHTS).read_bytes()).hexdigest(),
+                    "previous_metrics": prov.get("metrics"), "new_generators": list(new_splits),
+                    "config": config.to_json()})
+    prov.update({"generators": gens, "history": history, "metrics": {"val": val.to_json(), "test": after.to_json()},
+                 "retrain_before_after": {"before": before.to_json(), "after": after.to_json()}})
+    return prov
+
+
 def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tensor], out: str | os.PathLike,
             config: RetrainConfig = RetrainConfig(), extra_real: torch.Tensor | None = None,
             sources: Mapping[str, str] | None = None, resume: bool = False,
-            log: Callable[[str], None] = print, progress: bool = True) -> RetrainResult:
+            log: Callable[[str], None] = print, progress: bool = True, detector: Detector | None = None
+            ) -> RetrainResult:
     """Fine-tune the detector in ``detector_dir`` on ``new_fakes`` (name -> ``(N, C, S, S)`` [0, 1])
-    with replay of its old data; write the new artifact (and replay buffer) into ``out``."""
-    from . import distributed as dist_
-    from .device import resolve_device
+    with replay of its old data; write the new artifact (and replay buffer) into ``out``.
 
+    ``detector`` is the artifact already loaded from ``detector_dir`` (on ``config.device``), when
+    the caller has it; it is trained in place."""
     t0 = time.time()
     src_dir, out = Path(detector_dir), Path(out)
-    dist_.init(resolve_device(config.device))
-    main = dist_.is_main()
+    _, _, main = require_process_group()
     if not main:
         log = lambda *a, **k: None  # noqa: E731
     if src_dir.resolve() == out.resolve():
         raise ValueError("--out must differ from the detector being retrained (the old one is kept)")
-    old = load(src_dir, config.device)
+    old = detector if detector is not None else load(src_dir, config.device)
     spec = old.spec
     real, old_fakes = load_replay(src_dir / REPLAY_FILE)
     real, real_note = _full_real(spec, real, log)
     clash = sorted(set(new_fakes) & set(old_fakes))
     if clash:
         raise ValueError(f"generator name(s) already known to this detector: {', '.join(clash)}; rename them")
-    new_splits: dict[str, Splits] = {}
-    for k, (name, x) in enumerate(new_fakes.items()):
-        if tuple(x.shape[1:]) != (spec.channels, spec.input_size, spec.input_size):
-            raise ValueError(f"{name}: images must be {(spec.channels, spec.input_size, spec.input_size)}, "
-                             f"got {tuple(x.shape[1:])}")
-        if len(x) < 10:
-            raise ValueError(f"{name}: need at least 10 images of the new generator, got {len(x)}")
-        new_splits[name] = split_tensor(x, config.seed + 101 * (k + 1), config.val_fraction, config.test_fraction)
+    new_splits = _new_splits(new_fakes, spec, config)
     if extra_real is not None and len(extra_real):
         r = split_tensor(extra_real, config.seed + 7, config.val_fraction, config.test_fraction)
         real = Splits(torch.cat([real.train, r.train]), torch.cat([real.val, r.val]), torch.cat([real.test, r.test]))
@@ -178,33 +162,21 @@ def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tenso
     dist_.barrier()
     train_detector(net, real.train, {n: f.train for n, f in all_fakes.items()}, hc, spec.mean, spec.std, ckpt,
                    resume, weights=weights, data_id=data_id, log=log, progress=progress)
-    temperature, threshold, val, after, _ = calibrate_and_evaluate(net, spec, real, all_fakes, target_fpr,
-                                                                   config.device)
-    table = format_table(before, after, list(new_splits))
+    cal = calibrate_and_evaluate(net, spec, real, all_fakes, target_fpr, config.device)
+    table = format_table(before, cal.test, list(new_splits))
     log(table)
-
-    prov = dict(spec.provenance)
-    gens = list(prov.get("generators") or [{"name": n} for n in old_fakes])
-    for n in new_splits:
-        gens.append({"name": n, "source": (sources or {}).get(n, "tensor"), "added_by": "retrain",
-                     "split_sizes": new_splits[n].sizes()})
-    history = list(prov.get("history", []))
-    history.append({"retrained_from": str(src_dir), "real_images": real_note, "previous_weights_sha256":
-                    hashlib.sha256((src_dir / WEIGHTS).read_bytes()).hexdigest(),
-                    "previous_metrics": prov.get("metrics"), "new_generators": list(new_splits),
-                    "config": {**asdict(config), "augment": config.augment.to_json()}})
-    prov.update({"generators": gens, "history": history, "metrics": {"val": val.to_json(), "test": after.to_json()},
-                 "retrain_before_after": {"before": before.to_json(), "after": after.to_json()}})
+    prov = _provenance(spec, src_dir, config, old_fakes, new_splits, real_note, sources, cal.val, before, cal.test)
     rule = (f"FPR <= {target_fpr:g} on validation real images (n={len(real.val)}) after retraining; "
-            f"validation FPR {val.fpr:.4f}, TPR {val.tpr:.4f}")
-    new_spec = replace(spec, threshold=threshold, threshold_rule=rule, temperature=temperature, provenance=prov)
+            f"validation FPR {cal.val.fpr:.4f}, TPR {cal.val.tpr:.4f}")
+    new_spec = replace(spec, threshold=cal.threshold, threshold_rule=rule, temperature=cal.temperature,
+                       provenance=prov)
     if main:  # rank 0 alone writes
         save_replay(out / REPLAY_FILE, real, all_fakes, config.replay_per_generator, config.seed)
-        write_json(out / "retrain_metrics.json", {"before": before.to_json(), "after": after.to_json(),
-                                                  "val": val.to_json(), "new_generators": list(new_splits),
+        write_json(out / "retrain_metrics.json", {"before": before.to_json(), "after": cal.test.to_json(),
+                                                  "val": cal.val.to_json(), "new_generators": list(new_splits),
                                                   "old_generators": list(old_fakes)})
         write_text(out / "retrain_table.txt", table + "\n")
         Detector(net.cpu(), new_spec).save(out)
     dist_.barrier()
-    log(f"retrained detector written to {out} (threshold {threshold:.4f}, temperature {temperature:.3f})")
-    return RetrainResult(out, before, after, list(new_splits), list(old_fakes), table, time.time() - t0)
+    log(f"retrained detector written to {out} (threshold {cal.threshold:.4f}, temperature {cal.temperature:.3f})")
+    return RetrainResult(out, before, cal.test, list(new_splits), list(old_fakes), table, time.time() - t0)
