@@ -189,8 +189,9 @@ def test_gallery_picks_most_confident_mistakes():
 
 
 def test_baselines_default_to_the_artifacts_replay_sample(tmp_path, tiny_detector, folders, real_images, fake_images):
-    """A hardened artifact carries replay.safetensors; the baselines fit on it (skipped without harden)."""
-    hd = pytest.importorskip("detector.harden")
+    """A hardened artifact carries replay.safetensors; the baselines fit on it."""
+    from detector import harden as hd
+
     det_dir = tmp_path / "det"
     shutil.copytree(tiny_detector, det_dir)
     real = hd.Splits(real_images[:40], real_images[40:50], real_images[50:60])
