@@ -8,6 +8,7 @@ from .matrix import FinetuneConfig, MatrixResult, cross_generator_matrix, finetu
 from .metrics import (Calibration, FalsePositiveAudit, MetricError, Metrics, calibration, compute_metrics,
                       equal_error_rate, false_positive_audit, tpr_at_fpr, wilson_interval)
 from .report import write_report
+from .results import BaselineResult, Figure
 from .robustness import DEFAULT_PERTURBATIONS, PERTURBATIONS, RobustnessResult, evaluate_robustness
 from .scoring import ScoredSet, load_eval_sets, score_images
 
@@ -17,7 +18,7 @@ __all__ = [
     "FinetuneConfig", "MatrixResult", "cross_generator_matrix", "finetune_detector", "split_train_test",
     "Calibration", "FalsePositiveAudit", "MetricError", "Metrics", "calibration", "compute_metrics",
     "equal_error_rate", "false_positive_audit", "tpr_at_fpr", "wilson_interval",
-    "write_report",
+    "write_report", "BaselineResult", "Figure",
     "DEFAULT_PERTURBATIONS", "PERTURBATIONS", "RobustnessResult", "evaluate_robustness",
     "ScoredSet", "load_eval_sets", "score_images",
 ]

@@ -8,7 +8,7 @@ folder is its own generator; ``overall`` pools all fakes against the same real i
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +17,10 @@ import detector
 from detector.atomic import write_json
 
 from .baselines import BASELINES, create_baseline, cross_fit_scores
-from .metrics import (FalsePositiveAudit, Metrics, MetricError, calibration, compute_metrics, false_positive_audit,
-                      pair)
-from .robustness import DEFAULT_PERTURBATIONS, RobustnessResult, evaluate_robustness
-from .scoring import LoadedSets, ScoredSet, load_eval_sets, scorer
+from .metrics import Metrics, MetricError, calibration, compute_metrics, false_positive_audit, pair
+from .results import BaselineResult, BaselineTrainData, EvalReport
+from .robustness import DEFAULT_PERTURBATIONS, evaluate_robustness
+from .scoring import LoadedSets, load_eval_sets, scorer
 
 __all__ = ["EvalConfig", "BaselineResult", "BaselineTrainData", "EvalReport", "evaluate", "run_eval",
            "pair", "DETECTOR_ROW", "load_baseline_train", "baseline_train_from_artifact"]
@@ -58,75 +58,6 @@ class EvalConfig:
             raise ValueError(f"bootstrap must be >= 0, not {self.bootstrap}")
         for name in self.baseline_names:
             BASELINES.get(name)
-
-
-@dataclass(frozen=True)
-class BaselineTrainData:
-    """Training images for the baselines and a sentence saying where they came from."""
-
-    real: list
-    fake: list
-    description: str
-
-
-@dataclass
-class BaselineResult:
-    name: str
-    paper: str
-    training: str
-    real_scores: np.ndarray
-    fake_scores: dict                      # set name -> scores
-    overall: Metrics
-    per_fake_set: dict                     # set name -> Metrics
-
-
-@dataclass
-class EvalReport:
-    """Everything an evaluation measured; :func:`eval.report.write_report` renders it."""
-
-    config: EvalConfig
-    spec: dict
-    real: ScoredSet
-    fakes: list
-    overall: Metrics | None
-    per_fake_set: dict
-    audit: FalsePositiveAudit | None
-    calibration: object | None
-    baselines: list = field(default_factory=list)
-    robustness: RobustnessResult | None = None
-    unreadable: list = field(default_factory=list)
-    seconds: float = 0.0
-    created: str = ""
-
-    @property
-    def threshold(self) -> float:
-        return float(self.spec["threshold"])
-
-    def to_json(self) -> dict:
-        out: dict = {
-            "format": "unmask-eval/1",
-            "created": self.created,
-            "detector": {"path": self.config.detector, "spec": self.spec},
-            "threshold": self.threshold,
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()},
-            "n_real": len(self.real),
-            "fake_sets": {s.name: len(s) for s in self.fakes},
-            "overall": None if self.overall is None else self.overall.to_json(),
-            "per_fake_set": {k: m.to_json() for k, m in self.per_fake_set.items()},
-            "unreadable": [asdict(u) for u in self.unreadable],
-            "seconds": round(self.seconds, 2),
-        }
-        if self.audit is not None:
-            out["false_positive_audit"] = self.audit.to_json()
-        if self.calibration is not None:
-            out["calibration"] = self.calibration.to_json()
-        if self.baselines:
-            out["baselines"] = {b.name: {"paper": b.paper, "training": b.training, "overall": b.overall.to_json(),
-                                         "per_fake_set": {k: m.to_json() for k, m in b.per_fake_set.items()}}
-                                for b in self.baselines}
-        if self.robustness is not None:
-            out["robustness"] = self.robustness.to_json()
-        return out
 
 
 def _metrics_for(real: np.ndarray, fakes: dict[str, np.ndarray], threshold: float, bootstrap: int, seed: int
@@ -175,14 +106,12 @@ def load_baseline_train(folder: str, channels: int, progress: bool = True) -> Ba
 
 def baseline_train_from_artifact(detector_dir: str | Path) -> BaselineTrainData | None:
     """The detector's own training sample, when hardening left ``replay.safetensors`` beside the
-    artifact (see :mod:`detector.train.replay`); None when there is none."""
+    artifact (see :mod:`detector.train.harden`); None when there is none."""
     p = Path(detector_dir) / "replay.safetensors"
     if not p.is_file():
         return None
-    try:
-        from detector.train.replay import load_replay
-    except ImportError:  # a detector package without hardening: fall back to cross-fitting
-        return None
+    from detector.train.replay import load_replay
+
     real, fakes = load_replay(p)
     fake = [im for sp in fakes.values() for im in sp.train]
     if len(real.train) < 2 or len(fake) < 2:

@@ -4,24 +4,21 @@ score histograms, reliability diagram with expected calibration error (Guo et al
 heatmaps for the robustness and cross-generator matrices.
 
 Every function returns the PNG as ``bytes`` (the HTML report embeds them) and, given ``path``, also
-writes it atomically.
+writes it atomically (both through :func:`detector.figures.figure_png`, the one figure-to-PNG helper).
 """
 from __future__ import annotations
 
-import io
 import os
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+from sklearn.metrics import det_curve, precision_recall_curve, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import det_curve, precision_recall_curve, roc_curve  # noqa: E402
+from detector.figures import figure_png, pyplot
 
-from detector.atomic import write_bytes  # noqa: E402
+from .metrics import Calibration, as_arrays
 
-from .metrics import Calibration, as_arrays  # noqa: E402
+plt = pyplot()
 
 __all__ = ["Curve", "roc_plot", "pr_plot", "det_plot", "histogram_plot", "reliability_plot", "heatmap_plot"]
 
@@ -30,14 +27,7 @@ DPI = 110
 
 
 def _finish(fig, path: str | os.PathLike | None) -> bytes:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=DPI)
-    plt.close(fig)
-    data = buf.getvalue()
-    if path is not None:
-        write_bytes(path, data)
-    return data
+    return figure_png(fig, path, dpi=DPI)
 
 
 def _style(i: int, dashed: bool) -> dict:

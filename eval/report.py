@@ -23,9 +23,10 @@ from detector.imageio import to_pil
 
 from . import plots
 from .metrics import Metrics, pair
+from .results import Figure
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .evaluate import EvalReport
+    from .results import EvalReport
 
 __all__ = ["write_report", "render_html", "render_summary", "make_plots", "gallery_items", "thumbnail_png"]
 
@@ -107,16 +108,16 @@ def gallery_items(rep: "EvalReport", k: int) -> tuple[list, list]:
     return fps[:k], fns[:k]
 
 
-def make_plots(rep: "EvalReport", out: Path | None) -> dict[str, tuple[str, bytes]]:
-    """name -> (caption, PNG bytes); also written to ``out/plots/NAME.png`` when ``out`` is given."""
+def make_plots(rep: "EvalReport", out: Path | None) -> dict[str, Figure]:
+    """name -> :class:`Figure`; also written to ``out/plots/NAME.png`` when ``out`` is given."""
     d = None if out is None else out / "plots"
     if d is not None:
         d.mkdir(parents=True, exist_ok=True)
     p = (lambda n: None) if d is None else (lambda n: d / f"{n}.png")
-    res: dict[str, tuple[str, bytes]] = {}
+    res: dict[str, Figure] = {}
     real = rep.real.scores if rep.real.scores is not None else np.zeros(0)
     fakes = {s.name: s.scores for s in rep.fakes}
-    res["histogram"] = ("Score distributions: real against each fake set; the dashed line is the detector's "
+    res["histogram"] = Figure("Score distributions: real against each fake set; the dashed line is the detector's "
                         "threshold.", plots.histogram_plot(real, fakes, rep.threshold, p("histogram")))
     if rep.overall is None:
         return res
@@ -128,20 +129,20 @@ def make_plots(rep: "EvalReport", out: Path | None) -> dict[str, tuple[str, byte
     for b in rep.baselines:
         curves.append((f"{b.name}, all fakes (AUC {b.overall.auc:.3f})",
                        *pair(b.real_scores, np.concatenate(list(b.fake_scores.values()))), True))
-    res["roc"] = ("ROC curves. Dashed: spectral baselines.", plots.roc_plot(curves, p("roc")))
-    res["roc_log"] = ("ROC with a logarithmic false-positive axis: the region where a deployed detector lives "
+    res["roc"] = Figure("ROC curves. Dashed: spectral baselines.", plots.roc_plot(curves, p("roc")))
+    res["roc_log"] = Figure("ROC with a logarithmic false-positive axis: the region where a deployed detector lives "
                       "(dotted lines at 1% and 0.1% FPR).", plots.roc_plot(curves, p("roc_log"), log_fpr=True))
-    res["pr"] = ("Precision-recall (fake is the positive class).", plots.pr_plot(curves, p("pr")))
-    res["det"] = ("Detection error trade-off on normal-deviate axes.", plots.det_plot(curves, p("det")))
+    res["pr"] = Figure("Precision-recall (fake is the positive class).", plots.pr_plot(curves, p("pr")))
+    res["det"] = Figure("Detection error trade-off on normal-deviate axes.", plots.det_plot(curves, p("det")))
     if rep.calibration is not None:
-        res["reliability"] = ("Reliability diagram: observed fraction of fakes per bin of predicted P(fake); "
+        res["reliability"] = Figure("Reliability diagram: observed fraction of fakes per bin of predicted P(fake); "
                               "bars on the diagonal mean calibrated scores.",
                               plots.reliability_plot(rep.calibration, p("reliability")))
     if rep.robustness is not None:
         rows = rep.robustness.rows
         cols = [s.name for s in rep.fakes] + ["all fakes"]
         vals = [[r.auc_per_set[c] for c in cols[:-1]] + [r.auc] for r in rows]
-        res["robustness"] = ("Robustness: AUC after each perturbation (applied to real and fake alike).",
+        res["robustness"] = Figure("Robustness: AUC after each perturbation (applied to real and fake alike).",
                              plots.heatmap_plot(vals, [r.perturbation for r in rows], cols, p("robustness"),
                                                 title="AUC under perturbation", xlabel="fake set",
                                                 ylabel="perturbation"))
@@ -180,16 +181,8 @@ def _gallery(items: list, empty: str, channels: int = 3) -> str:
     return "".join(out)
 
 
-def render_html(rep: "EvalReport", figures: dict[str, tuple[str, bytes]]) -> str:
-    spec = rep.spec
-    e = html.escape
-    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>unmask evaluation</title>"
-             f"<meta name=viewport content='width=device-width, initial-scale=1'><style>{CSS}</style></head><body>",
-             "<h1>unmask evaluation report</h1>",
-             f"<p class=muted>{e(rep.created)} · detector <code>{e(rep.config.detector)}</code> · "
-             f"{e(spec['architecture'])} {spec['input_size']}px × {spec['channels']} ch, policy {e(spec['policy'])} · "
-             f"threshold <b>{rep.threshold:.4g}</b> ({e(spec['threshold_rule'])}) · "
-             f"temperature {spec['temperature']:.3g} · {rep.seconds:.1f} s</p>"]
+def _cards(rep: "EvalReport") -> list[tuple[str, str, str]]:
+    """The headline cards: (name, value, interval or note)."""
     o = rep.overall
     if o is not None:
         cards = [("ROC AUC", _f(o.auc), _ci(o.auc_ci)), ("average precision", _f(o.ap), ""),
@@ -209,6 +202,44 @@ def render_html(rep: "EvalReport", figures: dict[str, tuple[str, bytes]]) -> str
         a = rep.audit
         cards.append(("false-positive rate (real called fake)", _pct(a.fpr),
                       f"{a.n_flagged}/{a.n_real}, 95% Wilson [{_pct(a.ci_low)}, {_pct(a.ci_high)}]"))
+    return cards
+
+
+def _robustness_html(rep: "EvalReport", fig: Figure) -> str:
+    """The robustness table and heatmap."""
+    e = html.escape
+    rr = rep.robustness.rows
+    cols = [s.name for s in rep.fakes]
+    head = ("<thead><tr><th class=l>perturbation</th><th>AUC</th><th>ΔAUC</th><th>accuracy</th>"
+            "<th>verdict flips</th><th>flips (real)</th><th>flips (fake)</th>"
+            + "".join(f"<th>AUC {e(c)}</th>" for c in cols) + "</tr></thead>")
+    base = rr[0].auc
+    body = "".join(
+        f"<tr><td class=l>{e(r.perturbation)}</td><td>{_f(r.auc)}</td><td>{r.auc - base:+.3f}</td>"
+        f"<td>{_pct(r.accuracy)}</td><td>{_pct(r.flip_rate)}</td><td>{_pct(r.flip_rate_real)}</td>"
+        f"<td>{_pct(r.flip_rate_fake)}</td>" + "".join(f"<td>{_f(r.auc_per_set[c])}</td>" for c in cols)
+        + "</tr>" for r in rr)
+    cap, png = fig.caption, fig.png
+    return ("<h2>Robustness</h2><table id=robustness>" + head + "<tbody>" + body + "</tbody></table>"
+            "<p class=muted>Each perturbation is applied to real and fake images alike at native "
+            "resolution, before the detector's own preprocessing. A flip is an image whose verdict at "
+            "the threshold differs from its clean verdict.</p>"
+            f"<div class=plots><figure id=plot-robustness><img alt=robustness src='{_b64(png)}'>"
+            f"<figcaption>{e(cap)}</figcaption></figure></div>")
+
+
+def render_html(rep: "EvalReport", figures: dict[str, Figure]) -> str:
+    spec = rep.spec
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>unmask evaluation</title>"
+             f"<meta name=viewport content='width=device-width, initial-scale=1'><style>{CSS}</style></head><body>",
+             "<h1>unmask evaluation report</h1>",
+             f"<p class=muted>{e(rep.created)} · detector <code>{e(rep.config.detector)}</code> · "
+             f"{e(spec['architecture'])} {spec['input_size']}px × {spec['channels']} ch, policy {e(spec['policy'])} · "
+             f"threshold <b>{rep.threshold:.4g}</b> ({e(spec['threshold_rule'])}) · "
+             f"temperature {spec['temperature']:.3g} · {rep.seconds:.1f} s</p>"]
+    o = rep.overall
+    cards = _cards(rep)
     parts.append("<h2>Headline</h2><div class=cards>" + "".join(
         f"<div class=card><div class=k>{e(k)}</div><div class=v>{v}</div><div class=ci>{e(c)}</div></div>"
         for k, v, c in cards) + "</div>")
@@ -234,27 +265,10 @@ def render_html(rep: "EvalReport", figures: dict[str, tuple[str, bytes]]) -> str
                 f"<li><b>{e(b.name)}</b>: {e(b.paper)}. Training: {e(b.training)}.</li>" for b in rep.baselines)
                 + "</ul>")
     parts.append("<h2>Plots</h2><div class=plots>" + "".join(
-        f"<figure id=plot-{k}><img alt='{k}' src='{_b64(png)}'><figcaption>{e(cap)}</figcaption></figure>"
-        for k, (cap, png) in figures.items() if k != "robustness") + "</div>")
+        f"<figure id=plot-{k}><img alt='{k}' src='{_b64(f.png)}'><figcaption>{e(f.caption)}</figcaption></figure>"
+        for k, f in figures.items() if k != "robustness") + "</div>")
     if rep.robustness is not None:
-        rr = rep.robustness.rows
-        cols = [s.name for s in rep.fakes]
-        head = ("<thead><tr><th class=l>perturbation</th><th>AUC</th><th>ΔAUC</th><th>accuracy</th>"
-                "<th>verdict flips</th><th>flips (real)</th><th>flips (fake)</th>"
-                + "".join(f"<th>AUC {e(c)}</th>" for c in cols) + "</tr></thead>")
-        base = rr[0].auc
-        body = "".join(
-            f"<tr><td class=l>{e(r.perturbation)}</td><td>{_f(r.auc)}</td><td>{r.auc - base:+.3f}</td>"
-            f"<td>{_pct(r.accuracy)}</td><td>{_pct(r.flip_rate)}</td><td>{_pct(r.flip_rate_real)}</td>"
-            f"<td>{_pct(r.flip_rate_fake)}</td>" + "".join(f"<td>{_f(r.auc_per_set[c])}</td>" for c in cols)
-            + "</tr>" for r in rr)
-        cap, png = figures["robustness"]
-        parts.append("<h2>Robustness</h2><table id=robustness>" + head + "<tbody>" + body + "</tbody></table>"
-                     "<p class=muted>Each perturbation is applied to real and fake images alike at native "
-                     "resolution, before the detector's own preprocessing. A flip is an image whose verdict at "
-                     "the threshold differs from its clean verdict.</p>"
-                     f"<div class=plots><figure id=plot-robustness><img alt=robustness src='{_b64(png)}'>"
-                     f"<figcaption>{e(cap)}</figcaption></figure></div>")
+        parts.append(_robustness_html(rep, figures["robustness"]))
     fps, fns = gallery_items(rep, rep.config.gallery)
     parts.append("<h2>Most confident mistakes</h2>"
                  f"<h3>False positives: real images scored highest (threshold {rep.threshold:.3g})</h3>"

@@ -167,15 +167,9 @@ class HealthMonitor:
 
 def plot_health(records: list[dict], path) -> None:
     """Draw the logged curves (losses, D outputs, accuracies, gradient norms, diversity, FD) to a PNG."""
-    import io
+    from detector.figures import figure_png, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from detector.atomic import write_bytes
-
+    plt = pyplot()
     train = [r for r in records if r.get("type") == "train"]
     qual = [r for r in records if r.get("type") == "quality"]
     warn = [r for r in records if r.get("type") == "warning"]
@@ -222,7 +216,4 @@ def plot_health(records: list[dict], path) -> None:
             a.axvline(r["step"], color="green", ls=":", alpha=0.6, lw=1)
     fig.suptitle("GAN health (red: D overpowering, purple: mode collapse, green dotted: auto-remedy)")
     fig.subplots_adjust(left=0.06, right=0.95, bottom=0.08, top=0.9, wspace=0.3, hspace=0.35)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=70)
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    figure_png(fig, path, dpi=70, tight=False)

@@ -7,7 +7,8 @@ all of them so the detector sees the range of artifacts a generator makes as it 
     {"format_version": 1, "snapshots": [{"name": "dcgan_early_s000500", "file": "dcgan_early_s000500.safetensors",
       "step": 500, "generator": "dcgan", "generator_args": {...}, "family": "dcgan", "stage": "early", "tag": null}]}
 
-Loading rebuilds each generator from its registry name and arguments; nothing is unpickled.
+Loading rebuilds each generator from its registry name and arguments; nothing is unpickled. The run's
+final generator and discriminator, and snapshot look-up by name or stage, are :class:`gan.rundir.RunDir`'s.
 """
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ from detector.atomic import save_safetensors, write_json
 
 from .generators import create_generator, generator_family
 
-__all__ = ["Snapshot", "load_zoo", "final_generator", "find_snapshot", "save_snapshot", "sample", "load_discriminator", "ZooError",
-           "ZOO_FORMAT_VERSION"]
+__all__ = ["Snapshot", "load_zoo", "save_snapshot", "sample", "save_sample_grids", "ZooError", "ZOO_FORMAT_VERSION"]
 
 ZOO_FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -99,42 +99,6 @@ def load_zoo(run_dir: str | os.PathLike) -> list[Snapshot]:
     return sorted(snaps, key=lambda s: (s.step, s.name))
 
 
-def _finished_run(run_dir: Path, weights: str, missing: str) -> tuple[dict, Path]:
-    """``(config.json as a dict, path of the final weights file)`` of a run; ZooError when either is absent."""
-    cfg_path, w_path = run_dir / "config.json", run_dir / weights
-    if not cfg_path.is_file():
-        raise ZooError(f"{run_dir}: no config.json (not a GAN run directory)")
-    if not w_path.is_file():
-        raise ZooError(f"{run_dir}: no {weights} ({missing})")
-    return json.loads(cfg_path.read_text()), w_path
-
-
-def final_generator(run_dir: str | os.PathLike) -> Snapshot:
-    """The run's final generator (``RUN/generator.safetensors``) described as a :class:`Snapshot`."""
-    cfg, w_path = _finished_run(Path(run_dir), "generator.safetensors",
-                                "training has not finished; use a zoo snapshot")
-    return Snapshot("final", int(cfg["steps"]), cfg["generator"], generator_family(cfg["generator"]),
-                    dict(cfg["generator_args"]), w_path, "final", None)
-
-
-def find_snapshot(run_dir: str | os.PathLike, key: str | int | None = None) -> Snapshot:
-    """``None`` -> the final generator; an int (or digits) -> zoo index (negative counts from the end);
-    otherwise a snapshot name or stage (``early``/``middle``/``late``/a round tag: the latest of it)."""
-    if key is None:
-        return final_generator(run_dir)
-    zoo = load_zoo(run_dir)
-    if isinstance(key, int) or re.fullmatch(r"-?\d+", str(key)):
-        i = int(key)
-        if not -len(zoo) <= i < len(zoo):
-            raise ZooError(f"snapshot index {i} out of range: the zoo has {len(zoo)} snapshots "
-                           f"({', '.join(s.name for s in zoo)})")
-        return zoo[i]
-    hits = [s for s in zoo if key in (s.name, s.stage, s.tag)]
-    if not hits:
-        raise ZooError(f"no snapshot {key!r} in {run_dir}; known: {', '.join(s.name for s in zoo)}")
-    return hits[-1]
-
-
 def save_snapshot(run_dir: str | os.PathLike, generator: nn.Module, name: str, step: int, generator_name: str,
                   generator_args: dict, stage: str = "", tag: str | None = None) -> Snapshot:
     """Write ``generator``'s weights into the zoo and add (or replace) its index entry."""
@@ -176,17 +140,21 @@ def sample(snapshot_or_generator: Snapshot | nn.Module, n: int, seed: int = 0, z
     return torch.cat(out).clamp_(0.0, 1.0)
 
 
-def load_discriminator(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, str, dict]:
-    """The run's final discriminator (logit > 0 = real) as ``(net in eval mode, network name, args)``."""
-    from safetensors.torch import load_file
+def save_sample_grids(generator: nn.Module, folder: Path, name: str, step: int, seed: int, channels: int) -> None:
+    """A training-time picture of ``generator``: an 8x8 grid of fixed-noise samples ``folder/name``, its
+    first row as ``folder/fixed/step_<step>.png``, and ``progress.png`` stacking up to 16 such rows
+    (evenly spaced, always the last) so one image shows how the samples evolved."""
+    from detector.decode import read_image
+    from detector.imageio import save_grid, save_png
 
-    from detector.nets import create_network
-
-    cfg, w_path = _finished_run(Path(run_dir), "discriminator.safetensors", "training has not finished")
-    d = cfg["discriminator"]
-    net = create_network(d["network"], **d["args"])
-    try:
-        net.load_state_dict(load_file(w_path))
-    except RuntimeError as e:
-        raise ZooError(f"{w_path}: does not match {d['network']}({d['args']}): {e}") from e
-    return net.to(device).eval(), d["network"], dict(d["args"])
+    imgs = sample(generator, 64, seed=seed, batch_size=500)  # the same (fixed) noise every time
+    save_grid(imgs, folder / name, nrow=8)
+    save_grid(imgs[:8], folder / "fixed" / f"step_{step:07d}.png", nrow=8, pad=1)
+    rows = sorted((folder / "fixed").glob("step_*.png"))
+    if len(rows) > 16:
+        keep = [rows[round(i * (len(rows) - 1) / 15)] for i in range(16)]
+        rows = list(dict.fromkeys(keep))
+    strips = [read_image(p, channels=channels) for p in rows]
+    w = max(s.shape[-1] for s in strips)
+    strips = [torch.nn.functional.pad(s, (0, w - s.shape[-1]), value=1.0) for s in strips]
+    save_png(torch.cat(strips, dim=1), folder / "progress.png")

@@ -76,16 +76,17 @@ def main() -> int:
     if a.runs:
         from detector.artifact import Detector, spec_for_network
         from detector.nets import flip_head
-        from gan.zoo import final_generator, load_discriminator, sample
+        from gan.rundir import RunDir
+        from gan.zoo import sample
 
         run_a, run_b = a.runs
-        names = [f"{final_generator(r).family}" for r in a.runs]
+        names = [f"{RunDir(r).final_generator().family}" for r in a.runs]
         if names[0] == names[1]:
             names = [f"{n}_{r.name}" for n, r in zip(names, a.runs)]
-        ga, gb = final_generator(run_a), final_generator(run_b)
+        ga, gb = RunDir(run_a).final_generator(), RunDir(run_b).final_generator()
         fake_train, fake_test = sample(ga, 1000, seed=11), {names[0]: sample(ga, 500, seed=12),
                                                              names[1]: sample(gb, 500, seed=13)}
-        net, arch, args = load_discriminator(run_a)
+        net, arch, args = RunDir(run_a).discriminator()
         flip_head(net)
         base = Detector(net, spec_for_network(arch, args, 28, 1, policy="resize"))
     else:

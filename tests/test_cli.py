@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from importlib import import_module
 import sys
 from pathlib import Path
 
@@ -128,3 +129,38 @@ def test_data_video_bad_source_is_a_usage_error(tmp_path):
     assert res.exit_code == 2
     assert "--source" in res.output and "no such file or folder" in res.output
     assert not (tmp_path / "clip.avi").exists()
+
+
+# option -> config field, where the names differ
+_GAN_FIELDS = {"width": "g_width"}
+
+
+def _defaults(cmd: click.Command) -> dict:
+    return {p.name: p.default for p in cmd.params
+            if isinstance(p, click.Option) and not (p.is_flag or p.multiple or p.required)}
+
+
+@pytest.mark.parametrize("path, make_config, renamed, skip", [
+    (("gan", "train"), lambda: import_module("gan.config").GanConfig(), _GAN_FIELDS, {"steps"}),
+    (("eval",), lambda: import_module("eval.evaluate").EvalConfig(detector="", out=""), {}, set()),
+    (("eval-matrix",), lambda: import_module("unmask.pipelines").MatrixConfig(out=""),
+     {"run_dir": "run", "detector_dir": "detector"}, set()),
+])
+def test_cli_defaults_are_the_config_dataclass_defaults(path, make_config, renamed, skip):
+    """Every option that maps onto a config field shows that field's default (one source of truth)."""
+    cmd = main
+    for name in path:
+        cmd = cmd.commands[name]
+    config = make_config()
+    checked = 0
+    for name, default in _defaults(cmd).items():
+        field = renamed.get(name, name)
+        if field in skip or not hasattr(config, field) or default is None:
+            continue
+        want = getattr(config, field)
+        assert type(want)(default) == want, (path, name, default, want)
+        checked += 1
+    assert checked >= 3, path
+    if path == ("gan", "train"):  # --steps has no click default (a resume keeps the run's); its help names it
+        steps = next(p for p in cmd.params if p.name == "steps")
+        assert f"[default: {config.steps}]" in steps.help

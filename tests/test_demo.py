@@ -4,11 +4,13 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from unmask.cli import main
 
 
+@pytest.mark.e2e
 def test_quick_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     res = CliRunner().invoke(main, ["demo", "--quick", "--out", str(out)])

@@ -189,12 +189,14 @@ def test_gallery_picks_most_confident_mistakes():
 
 
 def test_baselines_default_to_the_artifacts_replay_sample(tmp_path, tiny_detector, folders, real_images, fake_images):
-    """A hardened artifact carries replay.safetensors; the baselines fit on it (skipped without harden)."""
-    hd = pytest.importorskip("detector.train.replay")
+    """A hardened artifact carries replay.safetensors; the baselines fit on it."""
+    from detector.train import replay as hd
+    from detector.train.splits import Splits
+
     det_dir = tmp_path / "det"
     shutil.copytree(tiny_detector, det_dir)
-    real = hd.Splits(real_images[:40], real_images[40:50], real_images[50:60])
-    fake = hd.Splits(fake_images[:40], fake_images[40:50], fake_images[50:60])
+    real = Splits(real_images[:40], real_images[40:50], real_images[50:60])
+    fake = Splits(fake_images[:40], fake_images[40:50], fake_images[50:60])
     hd.save_replay(det_dir / hd.REPLAY_FILE, real, {"tconv": fake}, 40, 0)
     out = tmp_path / "rep"
     res = CliRunner().invoke(main, ["eval", "--detector", str(det_dir), "--real", str(folders / "real"),

@@ -82,13 +82,13 @@ def test_overpowering_fires_when_d_gets_a_large_lr_advantage(tmp_path):
 
 def test_auto_remedy_lowers_the_named_learning_rate_and_adds_noise(tmp_path):
     from gan.health import HealthEvent
-    from gan.trainer import _remedy, _Run
+    from gan.trainer import Trainer
 
-    run = _Run(tiny_config(lr_d=4e-4, lr_g=2e-4), tmp_path)
-    r = _remedy(run, HealthEvent(10, "overpowering", "m", "r"))
+    run = Trainer(tiny_config(lr_d=4e-4, lr_g=2e-4), tmp_path)
+    r = run.remedy(HealthEvent(10, "overpowering", "m", "r"))
     assert r["type"] == "remedy" and r["action"] == "lr_d 0.0004 -> 0.0002; instance noise 0 -> 0.1"
     assert run.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4) and run.sigma() == pytest.approx(0.1)
-    r = _remedy(run, HealthEvent(20, "collapse", "m", "r"))
+    r = run.remedy(HealthEvent(20, "collapse", "m", "r"))
     assert r["action"] == "lr_g 0.0002 -> 0.0001; instance noise 0.1 -> 0.1"
     assert run.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)
 

@@ -10,8 +10,10 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from detector.decode import read_image
-from gan.trainer import continue_training, latest_checkpoint, load_config, train
-from gan.zoo import ZooError, find_snapshot, load_discriminator, load_zoo, sample
+from gan.rounds import continue_training
+from gan.rundir import NotARunDir, RunDir
+from gan.trainer import train
+from gan.zoo import ZooError, load_zoo, sample
 from tests.gan_helpers import tiny_config
 from unmask.cli import main
 
@@ -28,7 +30,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     train(cfg, tmp_path / "a")
     part = train(cfg, tmp_path / "b", stop_at=5)  # "interrupted" after step 5
     assert part.steps == 5 and not (tmp_path / "b" / "generator.safetensors").exists()
-    assert latest_checkpoint(tmp_path / "b").name == "ckpt_0000005.pt"
+    assert RunDir(tmp_path / "b").latest_checkpoint().name == "ckpt_0000005.pt"
     with pytest.raises(FileExistsError, match="use --resume"):
         train(cfg, tmp_path / "b")
     res = train(cfg, tmp_path / "b", resume=True)
@@ -41,7 +43,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     assert ma == mb
     sa, sb = load_zoo(tmp_path / "a"), load_zoo(tmp_path / "b")
     assert [s.name for s in sa] == [s.name for s in sb]
-    ck = torch.load(latest_checkpoint(tmp_path / "b"), weights_only=True)
+    ck = torch.load(RunDir(tmp_path / "b").latest_checkpoint(), weights_only=True)
     assert set(ck) >= {"G", "D", "opt_g", "opt_d", "step", "rng", "torch_rng"} and ck["step"] == 8
 
 
@@ -55,7 +57,7 @@ def test_run_directory_layout(run_dir):
     assert cfg["generator"] == "dcgan" and cfg["generator_args"]["z_dim"] == 8 and cfg["seed"] == 0
     assert cfg["discriminator"] == {"network": "dcgan_d", "args": {"in_channels": 1, "image_size": 28, "width": 8,
                                                                    "norm": "batch", "spectral_norm": False}}
-    assert load_config(run_dir) == tiny_config(steps=8, checkpoint_every=4)
+    assert RunDir(run_dir).config() == tiny_config(steps=8, checkpoint_every=4)
 
 
 def test_zoo_round_trip(run_dir):
@@ -63,17 +65,36 @@ def test_zoo_round_trip(run_dir):
     assert [s.stage for s in zoo] == ["early", "middle", "late"] and [s.step for s in zoo] == [2, 4, 8]
     assert {s.family for s in zoo} == {"dcgan"} and all(s.generator_name == "dcgan" for s in zoo)
     g = zoo[-1].load()
-    final = find_snapshot(run_dir)  # generator.safetensors
+    final = RunDir(run_dir).snapshot()  # generator.safetensors
     a, b = sample(zoo[-1], 5, seed=3), sample(final, 5, seed=3)
     assert a.shape == (5, 1, 28, 28) and 0 <= a.min() and a.max() <= 1
     assert torch.equal(a, b) and torch.equal(a, sample(g, 5, seed=3))  # same weights, same noise
     assert not torch.equal(a, sample(g, 5, seed=4))
-    d, name, args = load_discriminator(run_dir)
+    d, name, args = RunDir(run_dir).discriminator()
     assert name == "dcgan_d" and args["width"] == 8 and d(a * 2 - 1).shape == (5,)
     with pytest.raises(ZooError, match="no generator zoo"):
         load_zoo(run_dir / "nowhere")
     with pytest.raises(ZooError, match="out of range"):
-        find_snapshot(run_dir, 7)
+        RunDir(run_dir).snapshot(7)
+
+
+def test_rundir_refuses_a_folder_that_is_not_a_run(tmp_path):
+    run = RunDir(tmp_path)
+    assert not run.is_run() and run.latest_checkpoint() is None and run.read_metrics() == []
+    for read in (run.config, run.final_generator, run.discriminator):
+        with pytest.raises(NotARunDir, match="not a GAN run directory"):
+            read()
+    # one typed error serves both kinds of caller: "no such run" and "no usable zoo"
+    assert issubclass(NotARunDir, FileNotFoundError) and issubclass(NotARunDir, ZooError)
+
+
+def test_rundir_is_the_only_reader_of_config_json():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readers = sorted(str(p.relative_to(root)) for pkg in ("detector", "eval", "gan", "unmask")
+                     for p in (root / pkg).rglob("*.py") if '"config.json"' in p.read_text())
+    assert readers == ["gan/rundir.py"]
 
 
 def test_continue_training_adds_tagged_snapshots(run_dir, tmp_path):
@@ -81,7 +102,7 @@ def test_continue_training_adds_tagged_snapshots(run_dir, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
-    d, _, _ = load_discriminator(run)
+    d, _, _ = RunDir(run).discriminator()
     before = {k: v.clone() for k, v in d.state_dict().items()}
     new = continue_training(run, d, steps=4, tag="round1")
     assert [s.name for s in new] == ["dcgan_round1_s000010", "dcgan_round1_s000012"]
@@ -129,7 +150,7 @@ def test_cli_train_rgb_32_on_a_folder_and_resume(tmp_path):
     assert "trained 3 steps" in r.output and "FD-FMNIST (not FID)" in r.output
     r = CliRunner().invoke(main, ["gan", "train", "--resume", str(out), "--steps", "5", "--quiet"])
     assert r.exit_code == 0, r.output
-    assert "trained 5 steps" in r.output and load_config(out).steps == 5
+    assert "trained 5 steps" in r.output and RunDir(out).config().steps == 5
     s = CliRunner().invoke(main, ["gan", "sample", str(out), "--n", "3", "--out", str(tmp_path / "s")])
     assert s.exit_code == 0 and read_image(tmp_path / "s" / "sample_00002.png", channels=3).shape == (3, 32, 32)
     bad = CliRunner().invoke(main, ["gan", "train", "--out", str(tmp_path / "z"), "--image-size", "27"])

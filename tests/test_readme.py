@@ -51,6 +51,7 @@ def test_readme_has_runnable_quickstarts():
     assert {"gan", "harden", "scan", "video", "eval", "export", "retrain"} <= used, used
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_readme_runnable_blocks_run(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")

@@ -201,6 +201,12 @@ def test_cli_scan_bad_input_corpus_one_row_each_bounded_flat(image_corpus, tiny_
             assert what in row["error"], (kind, row["error"])
     n_err = sum(1 for _, lab, _ in expected.values() if lab == "error")
     assert f"errors: {n_err}" in res.stdout
+    # the real output, not the table: every bad input has its own reason, and the odd kinds answered here
+    # plus the video test's make at least MIN_ODD_KINDS
+    reasons = [r["error"] for r in rows if r["label"] == "error"]
+    assert len(reasons) == n_err and len(set(reasons)) == n_err, reasons
+    odd_answered = {expected[r["path"]][0] for r in rows} - {"plain good image"}
+    assert len(odd_answered) >= MIN_ODD_KINDS - (len(VIDEO_KINDS) - 1), sorted(odd_answered)
     assert not (root / "deleted.png").exists()   # the hook really deleted it after listing
 
     # memory stays flat: the same corpus plus 2000 more small files
@@ -226,7 +232,7 @@ VIDEO_KINDS = {
     "frames cut off": ("headeronly.avi", "error", "corrupt video: the header announces 24 frames but none could"),
     "plain good video": ("good.avi", "ok", ""),
 }
-assert len(IMAGE_KINDS) + len(VIDEO_KINDS) - 2 >= 25  # at least 25 kinds of bad or odd input (+ 2 good controls)
+MIN_ODD_KINDS = 25  # bad or odd inputs the scan and video outputs must each answer with their own row
 
 
 def test_cli_video_bad_inputs_one_row_each(real_images, tiny_detector, tmp_path):
@@ -252,6 +258,8 @@ def test_cli_video_bad_inputs_one_row_each(real_images, tiny_detector, tmp_path)
         assert row["status"] == status, (kind, row)
         assert reason in row["error"], (kind, row["error"])
         assert (row["verdict"] == "") == (status == "error"), (kind, row)
+    odd = [by[name] for kind, (name, status, _) in VIDEO_KINDS.items() if status != "ok"]
+    assert len({r["error"] for r in odd}) == len(odd) == len(VIDEO_KINDS) - 1  # each its own reason, in the output
 
 
 # ------------------------------------------------------------------------------ SIGKILL during GAN training
@@ -260,7 +268,7 @@ def test_cli_video_bad_inputs_one_row_each(real_images, tiny_detector, tmp_path)
 def test_sigkill_during_gan_training_then_resume_equals_uninterrupted(tmp_path):
     """A real `unmask gan train` killed with SIGKILL after its first checkpoint, then `--resume`d, ends
     with the same generator and discriminator, bit for bit, as a run never interrupted."""
-    from gan.trainer import latest_checkpoint
+    from gan.rundir import RunDir
 
     steps = 80
     args = ["--data", "fashion-mnist:embedded", "--steps", str(steps), "--batch-size", "8", "--z-dim", "8",
@@ -282,7 +290,7 @@ def test_sigkill_during_gan_training_then_resume_equals_uninterrupted(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
     assert not (run / "generator.safetensors").exists()
-    at = torch.load(latest_checkpoint(run), weights_only=True)["step"]
+    at = torch.load(RunDir(run).latest_checkpoint(), weights_only=True)["step"]
     assert 0 < at < steps
     res = subprocess.run([PY, "-m", "unmask", "gan", "train", "--resume", str(run), "--quiet", "--threads", "1"],
                          env=env, capture_output=True, text=True, timeout=120, check=False)

@@ -20,15 +20,17 @@ def _state(module) -> dict:
 
 def _gan_job(rank: int, out_full: str, out_part: str) -> dict:
     import gan.trainer as T
+    from detector import distributed
 
+    distributed.init(torch.device("cpu"))  # the command's entry does this; train() itself never does
     runs = []
 
-    class Spy(T._Run):
+    class Spy(T.Trainer):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             runs.append(self)
 
-    T._Run = Spy
+    T.Trainer = Spy
     T.train(tiny_config(steps=4, batch_size=8, checkpoint_every=2), out_full)
     full = runs[-1]
     T.train(tiny_config(steps=4, batch_size=8, checkpoint_every=2), out_part, stop_at=2)
@@ -71,9 +73,10 @@ def test_gan_ddp_two_ranks_identical_weights_rank0_writes(two_ranks):
     assert [r["step"] for r in recs if r["type"] == "train"] == [2, 4]
 
     # resume the 2-process run (stopped at step 2) in this single process: the checkpoint holds no per-rank state
-    from gan.trainer import latest_checkpoint, train
+    from gan.rundir import RunDir
+    from gan.trainer import train
 
-    assert latest_checkpoint(part).name == "ckpt_0000002.pt"
+    assert RunDir(part).latest_checkpoint().name == "ckpt_0000002.pt"
     res = train(tiny_config(steps=4, batch_size=8, checkpoint_every=2), part, resume=True)
     assert res.steps == 4 and (part / "generator.safetensors").is_file()
     recs = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
@@ -82,10 +85,12 @@ def test_gan_ddp_two_ranks_identical_weights_rank0_writes(two_ranks):
 
 def test_device_helpers_on_cpu(capsys):
     from detector.device import amp_enabled, autocast, resolve_device, to_channels_last
-    from detector.distributed import all_reduce_scalars, shard, unwrap, wrap_ddp
+    from detector.distributed import all_reduce_scalars, local_rank, shard, unwrap, wrap_ddp
 
     cpu = resolve_device("cpu")
-    assert resolve_device("auto") == cpu  # no GPU on the test machines
+    # auto: the (local rank's) GPU where there is one, else the CPU; this test passes on either machine
+    expected = torch.device("cuda", local_rank() % torch.cuda.device_count()) if torch.cuda.is_available() else cpu
+    assert resolve_device("auto") == expected
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda:0")

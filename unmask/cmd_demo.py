@@ -5,12 +5,14 @@ from pathlib import Path
 
 import click
 
+from .demo import DemoConfig
+
 
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Folder for every stage's outputs (re-running resumes finished GAN and hardening stages).")
 @click.option("--quick", is_flag=True, help="Tiny settings: the same stages in under 2 minutes (numbers are rough).")
-@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
+@click.option("--threads", type=click.IntRange(1, 64), default=DemoConfig.threads, show_default=True,
               help="Torch intra-op threads (1 is robust on a busy 2-core machine; 2 helps only when idle).")
 def demo(out: Path, quick: bool, threads: int) -> None:
     """Run the end-to-end story on the embedded data: train a GAN, harden its discriminator into a
@@ -25,7 +27,7 @@ def demo(out: Path, quick: bool, threads: int) -> None:
     """
     from dataclasses import replace
 
-    from unmask.demo import DemoConfig, run_demo
+    from .demo import run_demo
 
     cfg = DemoConfig.quick() if quick else DemoConfig()
     run_demo(out, replace(cfg, threads=threads), log=click.echo)

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from .options import AMP_HELP, EXIT_UNREADABLE, cap_threads, fail
 from .options import device_option as _device
+from .pipelines import MatrixConfig
+
+# `eval-matrix`'s defaults are MatrixConfig's own. `eval`'s repeat EvalConfig's as literals (importing
+# eval.evaluate here would load scikit-learn and scipy for every command); tests/test_cli.py pins them equal.
+_M = MatrixConfig(out="")
 
 
 def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, tuple]:
@@ -92,81 +98,6 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
         sys.exit(EXIT_UNREADABLE)
 
 
-def _zoo_fakes(run_dir: Path, per_family: int, seed: int, size: int, channels: int) -> dict:
-    """One fake set per generator family of a GAN run's zoo: ``per_family`` images sampled evenly from
-    that family's snapshots (fixed seeds), fitted to ``size`` x ``size``."""
-    import math
-
-    import torch
-
-    from detector.preprocess import fit
-    from gan.zoo import load_zoo, sample
-
-    families: dict[str, list] = {}
-    for snap in load_zoo(run_dir):
-        families.setdefault(snap.family, []).append(snap)
-    out = {}
-    for i, (fam, snaps) in enumerate(families.items()):
-        per = math.ceil(per_family / len(snaps))
-        x = torch.cat([sample(s, per, seed=seed + 1000 * i + j) for j, s in enumerate(snaps)])[:per_family]
-        if tuple(x.shape[1:]) != (channels, size, size):
-            x = torch.stack([fit(im, size, channels, "resize") for im in x])
-        out[fam] = list(x)
-    return out
-
-
-def _run_real(run_dir: Path, size: int, channels: int, n: int) -> list:
-    """Real images of the run's own data source (its config.json ``data``): train then held-out test."""
-    import json
-
-    from detector.data import open_source
-
-    data = json.loads((run_dir / "config.json").read_text()).get("data", "fashion-mnist")
-    imgs = []
-    for split in ("train", "test"):
-        src = open_source(data, size, channels, split)
-        imgs += [src[i][0] for i in range(min(n, len(src)))]
-    return imgs
-
-
-def _discriminator_detector(run_dir: Path):
-    """The run's discriminator as a detector (head flipped once: logit > 0 = fake), threshold 0.5."""
-    from detector.artifact import Detector, spec_for_network
-    from detector.nets import flip_head
-    from gan.zoo import load_discriminator
-
-    net, name, args = load_discriminator(run_dir)
-    flip_head(net)
-    size, ch = int(args.get("image_size", 28)), int(args.get("in_channels", 1))
-    return Detector(net, spec_for_network(name, args, size, ch, provenance={"gan_run": str(run_dir)}))
-
-
-def _harden_fit(run_dir: Path, names: list, steps: int, seed: int, work: Path, device: str):
-    """fit_detector for the matrix: unmask's hardening of the run's discriminator (detector.harden),
-    validation split for the threshold carved from the training images; None when unavailable."""
-    try:
-        from detector.train import harden as hd
-        from detector.train.splits import split_tensor
-    except ImportError:
-        return None
-    from detector.artifact import load
-    from gan.zoo import load_discriminator
-
-    it = iter(names)
-
-    def fit(xr, xf):
-        name = next(it)
-        net, arch, args = load_discriminator(run_dir)
-        real = split_tensor(xr, seed, 0.2, 0.1)
-        fake = split_tensor(xf, seed + 1, 0.2, 0.1)
-        cfg = hd.HardenConfig(steps=steps, seed=seed, device=device)
-        hd.harden(net, arch, args, real, {name: fake}, work / name, cfg, log=lambda _m: None, progress=False,
-                  provenance={"gan_run": str(run_dir), "matrix_family": name})
-        return load(work / name)
-
-    return fit
-
-
 @click.command("eval-matrix")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="GAN run directory: one fake set per generator family of its zoo; its discriminator is "
@@ -178,17 +109,17 @@ def _harden_fit(run_dir: Path, names: list, steps: int, seed: int, work: Path, d
 @click.option("--detector", "detector_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder mode: start every per-generator detector from this artifact (default: fresh dcgan_d).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--steps", type=click.IntRange(1), default=300, show_default=True, help="Training steps per detector.")
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Folder mode: fine-tuning learning rate.")
-@click.option("--per-family", type=click.IntRange(8), default=1000, show_default=True,
+@click.option("--steps", type=click.IntRange(1), default=_M.steps, show_default=True, help="Training steps per detector.")
+@click.option("--lr", type=float, default=_M.lr, show_default=True, help="Folder mode: fine-tuning learning rate.")
+@click.option("--per-family", type=click.IntRange(8), default=_M.per_family, show_default=True,
               help="--run: fakes sampled per generator family (and real images per split).")
-@click.option("--test-fraction", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True)
-@click.option("--size", type=click.IntRange(8, 1024), default=28, show_default=True,
+@click.option("--test-fraction", type=click.FloatRange(0.05, 0.95), default=_M.test_fraction, show_default=True)
+@click.option("--size", type=click.IntRange(8, 1024), default=_M.size, show_default=True,
               help="Input size of a fresh detector (folder mode without --detector).")
-@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
+@click.option("--channels", type=click.Choice(["1", "3"]), default=str(_M.channels), show_default=True,
               help="Channels of a fresh detector (folder mode without --detector).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=_M.seed, show_default=True)
+@click.option("--device", default=_M.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, test_fraction, size, channels, seed,
                 device) -> None:
     """Cross-generator matrix: one detector per generator, each tested on every generator.
@@ -208,81 +139,26 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
       unmask eval-matrix --real real/ --fake fakes/dcgan --fake fakes/upconv --out runs/matrix
       unmask eval-matrix --detector runs/det --real real/ --fake a/ --fake b/ --out runs/matrix --steps 100
     """
-    import tempfile
+    from .pipelines import MatrixConfig, MatrixError, cross_generator_run
 
-    from detector.artifact import ArtifactError, load
-    from detector.atomic import write_json, write_text
-    from eval.matrix import FinetuneConfig, cross_generator_matrix, finetune_detector, split_train_test
-    from eval.plots import heatmap_plot
-    from eval.scoring import load_eval_sets
-
-    if run_dir is None and len(fake) < 2:
-        raise click.UsageError("eval-matrix needs --run RUN_DIR or at least two --fake folders (one per generator)")
-    if run_dir is None and not real:
-        raise click.UsageError("folder mode needs --real (or use --run RUN_DIR)")
-    device = _device(device)
-    cap_threads(8)
-    base = None
+    cfg = MatrixConfig(out=str(out), run=None if run_dir is None else str(run_dir), real=tuple(str(r) for r in real),
+                       fake=tuple(str(f) for f in fake), detector=detector_dir, steps=steps, lr=lr,
+                       per_family=per_family, test_fraction=test_fraction, size=size, channels=int(channels),
+                       seed=seed, device=device)
     try:
-        if run_dir is not None:
-            base = _discriminator_detector(run_dir)
-        elif detector_dir:
-            base = load(detector_dir)
-    except (ArtifactError, OSError, KeyError, RuntimeError) as e:
-        fail(str(e))
-        return
-    size = base.spec.input_size if base else size
-    ch = base.spec.channels if base else int(channels)
-    sets = load_eval_sets(real=[str(r) for r in real], fake=[str(f) for f in fake], channels=ch)
-    for u in sets.unreadable:
-        click.echo(f"unreadable: {u.path}: {u.reason}", err=True)
-    fake_imgs = {s.name: s.images for s in sets.fakes}
-    real_imgs = sets.real.images
-    if run_dir is not None:
-        try:
-            zoo = _zoo_fakes(run_dir, per_family, seed, size, ch)
-        except Exception as e:  # noqa: BLE001 - ZooError and friends: one sentence, exit 3
-            fail(f"{run_dir}: {e}")
-            return
-        fake_imgs = {**zoo, **{k: v for k, v in fake_imgs.items() if k not in zoo}}
-        if not real_imgs:
-            real_imgs = _run_real(run_dir, size, ch, per_family)
-        if len(fake_imgs) < 2:
-            fail(f"{run_dir}: the zoo holds one generator family ({', '.join(fake_imgs)}); a matrix needs two: "
-                  "add --fake folders or train another family")
-            return
-    try:
-        r_tr, r_te = split_train_test(real_imgs, test_fraction, seed)
-        fakes = {k: split_train_test(v, test_fraction, seed + 1 + i) for i, (k, v) in enumerate(fake_imgs.items())}
+        cfg.validate()
     except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    cfg = replace(cfg, device=_device(device))
+    cap_threads(8)
+    try:
+        rep = cross_generator_run(cfg)
+    except MatrixError as e:
         fail(str(e))
         return
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="matrix-", dir=out))
-    fit = _harden_fit(run_dir, list(fakes), steps, seed, work, device) if run_dir is not None else None
-    method = "detector.harden of the run's discriminator" if fit is not None else "finetune_detector (BCE)"
-    if fit is None:
-        cfg = FinetuneConfig(steps=steps, lr=lr, seed=seed, device=device)
-        fit = lambda xr, xf: finetune_detector(xr, xf, base, cfg)  # noqa: E731
-    try:
-        res = cross_generator_matrix(r_tr, r_te, fakes, fit, size, ch)
-    finally:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
-    write_json(out / "matrix.json", {"format": "unmask-eval-matrix/1", **res.to_json(),
-                                     "off_diagonal_mean_auc": res.off_diagonal_mean(),
-                                     "fitting": {"method": method, "steps": steps, "lr": lr, "seed": seed,
-                                                 "base": str(run_dir or detector_dir or "fresh dcgan_d"),
-                                                 "test_fraction": test_fraction}})
-    heatmap_plot(res.auc, res.names, res.names, out / "matrix.png", title="Cross-generator AUC",
-                 xlabel="tested on", ylabel="trained on")
-    lines = ["# Cross-generator AUC", "", f"Fitting: {method}, {steps} steps, seed {seed}.", "",
-             "| trained on \\ tested on | " + " | ".join(res.names) + " |", "|---|" + "---|" * len(res.names)]
-    lines += [f"| {a} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for a, row in zip(res.names, res.auc)]
-    lines += ["", f"Mean off-diagonal AUC: {res.off_diagonal_mean():.3f}", ""]
-    write_text(out / "matrix.md", "\n".join(lines))
-    click.echo("\n".join(lines))
+    for u in rep.unreadable:
+        click.echo(f"unreadable: {u.path}: {u.reason}", err=True)
+    click.echo(rep.markdown)
     click.echo(f"matrix: {out / 'matrix.png'}")
-    if sets.unreadable:
+    if rep.unreadable:
         sys.exit(EXIT_UNREADABLE)

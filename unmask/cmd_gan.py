@@ -6,10 +6,13 @@ from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, DEVICE_HELP, fail
-
+from gan.config import GanConfig
 from gan.generators import GENERATORS
 from gan.losses import LOSSES
+
+from .options import AMP_HELP, DEVICE_HELP, fail
+
+_D = GanConfig()  # every default below is the config's own
 
 
 @click.group()
@@ -25,34 +28,34 @@ def gan() -> None:
 
 
 @gan.command("train")
-@click.option("--data", default="fashion-mnist", show_default=True,
+@click.option("--data", default=_D.data, show_default=True,
               help="fashion-mnist[:embedded|:full|:PATH], a folder of images, or a video file.")
-@click.option("--generator", type=click.Choice(GENERATORS.names()), default="dcgan", show_default=True,
+@click.option("--generator", type=click.Choice(GENERATORS.names()), default=_D.generator, show_default=True,
               help="dcgan: transposed convolutions; upconv: resize-then-convolve.")
-@click.option("--loss", type=click.Choice(LOSSES.names()), default="bce", show_default=True,
+@click.option("--loss", type=click.Choice(LOSSES.names()), default=_D.loss, show_default=True,
               help="bce (non-saturating), hinge or wgan_gp.")
-@click.option("--steps", type=click.IntRange(1), default=None, help="Generator updates [default: 2000].")
-@click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
-@click.option("--image-size", type=click.IntRange(8, 1024), default=28, show_default=True)
-@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
-@click.option("--z-dim", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--width", type=click.IntRange(1), default=32, show_default=True, help="Generator width.")
-@click.option("--d-width", type=click.IntRange(1), default=32, show_default=True, help="Discriminator width.")
-@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True)
-@click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=None, help=f"Generator updates [default: {_D.steps}].")
+@click.option("--batch-size", type=click.IntRange(2), default=_D.batch_size, show_default=True)
+@click.option("--image-size", type=click.IntRange(8, 1024), default=_D.image_size, show_default=True)
+@click.option("--channels", type=click.Choice(["1", "3"]), default=str(_D.channels), show_default=True)
+@click.option("--z-dim", type=click.IntRange(1), default=_D.z_dim, show_default=True)
+@click.option("--width", type=click.IntRange(1), default=_D.g_width, show_default=True, help="Generator width.")
+@click.option("--d-width", type=click.IntRange(1), default=_D.d_width, show_default=True, help="Discriminator width.")
+@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=_D.lr_g, show_default=True)
+@click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=_D.lr_d, show_default=True)
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalisation in D (Miyato et al. 2018).")
-@click.option("--r1", type=click.FloatRange(0), default=0.0, show_default=True, help="R1 penalty gamma.")
-@click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=0.0, show_default=True,
+@click.option("--r1", type=click.FloatRange(0), default=_D.r1, show_default=True, help="R1 penalty gamma.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=_D.label_smoothing, show_default=True,
               help="One-sided: real target 1-s (bce).")
-@click.option("--instance-noise", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--instance-noise", type=click.FloatRange(0), default=_D.instance_noise, show_default=True,
               help="Initial instance-noise sigma, annealed to 0.")
-@click.option("--spectral-loss", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--spectral-loss", type=click.FloatRange(0), default=_D.spectral_loss, show_default=True,
               help="Weight of the Durall spectral loss on G.")
 @click.option("--auto-remedy", is_flag=True, help="Apply the remedy a health warning names.")
-@click.option("--health-every", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@click.option("--health-every", type=click.IntRange(1), default=_D.health_every, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=_D.checkpoint_every, show_default=True)
+@click.option("--seed", type=int, default=_D.seed, show_default=True)
+@click.option("--device", default=_D.device, show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch CPU threads (0: torch's default).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="New run directory.")
@@ -81,7 +84,10 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
     """
     import torch
 
-    from gan.trainer import GanConfig, load_config, train
+    from detector import distributed
+    from detector.device import resolve_device
+    from gan.rundir import RunDir
+    from gan.trainer import train
 
     if threads:
         torch.set_num_threads(threads)
@@ -89,23 +95,23 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
         raise click.UsageError("give exactly one of --out RUN (new run) or --resume RUN")
     try:
         if resume is not None:
-            saved = load_config(resume)
+            saved = RunDir(resume).config()
             config = dataclasses.replace(saved, steps=max(steps or 0, saved.steps), device=device,
                                          progress=not quiet, amp=amp)
             target = resume
         else:
             config = GanConfig(data=data, image_size=image_size, channels=int(channels), generator=generator,
                                g_width=width, z_dim=z_dim, d_width=d_width, loss=loss,
-                               steps=steps or 2000, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
+                               steps=steps or _D.steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
                                spectral_norm=spectral_norm, r1=r1, label_smoothing=label_smoothing,
                                instance_noise=instance_noise, spectral_loss=spectral_loss,
                                auto_remedy=auto_remedy, seed=seed, device=device, health_every=health_every,
                                checkpoint_every=checkpoint_every, progress=not quiet, amp=amp)
             target = out
+        dev = resolve_device(device)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e
-    from detector import distributed
-
+    distributed.init(dev)  # once, here at the command's entry (a no-op outside torchrun)
     try:
         result = train(config, target, resume=resume is not None)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
@@ -150,10 +156,11 @@ def sample_cmd(run: Path, n: int, out: Path, snapshot: str | None, seed: int, gr
     """
     from detector.imageio import save_grid, save_png
     from detector.device import resolve_device
-    from gan.zoo import ZooError, find_snapshot, sample
+    from gan.rundir import RunDir
+    from gan.zoo import ZooError, sample
 
     try:
-        snap = find_snapshot(run, snapshot)
+        snap = RunDir(run).snapshot(snapshot)
         g = snap.load(resolve_device(device))
     except (ZooError, ValueError) as e:
         raise click.UsageError(str(e)) from e
@@ -175,10 +182,11 @@ def zoo_cmd(run: Path) -> None:
     Example:
       unmask gan zoo runs/gan
     """
-    from gan.zoo import ZooError, load_zoo
+    from gan.rundir import RunDir
+    from gan.zoo import ZooError
 
     try:
-        snaps = load_zoo(run)
+        snaps = RunDir(run).zoo()
     except ZooError as e:
         raise click.UsageError(str(e)) from e
     for i, s in enumerate(snaps):

@@ -76,65 +76,60 @@ def _write_pngs(images: torch.Tensor | list[torch.Tensor], folder: Path, prefix:
     return paths
 
 
-def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Callable[[str], None] = print
-             ) -> DemoSummary:
-    from detector.artifact import load as load_detector
-    from detector.data import load_fashion_mnist
-    from detector.export import export
-    from detector.train.harden import HardenConfig
-    from detector.train.retrain import RetrainConfig, retrain
-    from detector.scan import ScanConfig, scan
-    from detector.video import VideoConfig, analyze_videos
-    from eval.evaluate import EvalConfig, run_eval
-    from gan.trainer import GanConfig, train
-    from gan.zoo import final_generator, sample
-    from unmask.pipelines import harden_run
-    from unmask.synth import splice_video
+def _gan_stage(out: Path, config: DemoConfig, data: str, log: Callable[[str], None]) -> tuple[Path, Path]:
+    """1: the dcgan run the detector comes from, and the upconv run it never sees."""
+    from gan.config import GanConfig
+    from gan.rundir import RunDir
+    from gan.trainer import train
 
-    t0 = time.time()
-    torch.set_num_threads(max(1, min(config.threads, os.cpu_count() or 1)))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = "fashion-mnist:embedded"
     seed = config.seed
-
-    def stage(n: int, text: str) -> None:
-        log(f"\n== [{n}/7] {text} ({time.time() - t0:.0f}s elapsed)")
-
-    # 1 ------------------------------------------------------------------ GAN
-    stage(1, "train a dcgan GAN on the embedded Fashion-MNIST")
     gan_dir, unseen_dir = out / "gan", out / "gan_upconv"
     res = train(GanConfig(data=data, generator="dcgan", steps=config.gan_steps, seed=seed), gan_dir,
-                resume=(gan_dir / "config.json").exists())
+                resume=RunDir(gan_dir).is_run())
     fd = f"{res.fd_history[-1][1]:.1f}" if res.fd_history else "n/a"
     health = "healthy: no overpowering, no collapse" if not res.warnings else \
         "warnings: " + "; ".join(getattr(w, "symptom", str(w)) for w in res.warnings)
     log(f"wrote {gan_dir} (zoo: {', '.join(s.name for s in res.snapshots)}; {res.metric} {fd}; {health})")
     res_u = train(GanConfig(data=data, generator="upconv", steps=config.unseen_gan_steps, seed=seed + 1),
-                  unseen_dir, resume=(unseen_dir / "config.json").exists())
+                  unseen_dir, resume=RunDir(unseen_dir).is_run())
     log(f"wrote {unseen_dir} (an upconv generator: resize-then-convolve, never shown to the detector; "
         f"{len(res_u.warnings)} health warnings)")
+    return gan_dir, unseen_dir
 
-    # 2 ------------------------------------------------------------------ harden + export
-    stage(2, "harden the discriminator into a detector and export it to ONNX")
+
+def _harden_stage(out: Path, gan_dir: Path, config: DemoConfig, log: Callable[[str], None]):
+    """2: harden the dcgan discriminator into a detector artifact and export it to ONNX."""
+    from detector.artifact import load as load_detector
+    from detector.export import export
+    from detector.train.config import HardenConfig
+    from unmask.pipelines import harden_run
+
     det_dir = out / "detector"
-    h = harden_run(gan_dir, det_dir, HardenConfig(steps=config.harden_steps, seed=seed), n_fakes=config.harden_fakes,
-                   resume=(det_dir / "checkpoints").exists(), log=log)
+    h = harden_run(gan_dir, det_dir, HardenConfig(steps=config.harden_steps, seed=config.seed),
+                   n_fakes=config.harden_fakes, resume=(det_dir / "checkpoints").exists(), log=log)
     det = load_detector(det_dir)
     onnx = export(det, out / "detector.onnx", "onnx")
     log(f"wrote {det_dir} (test AUC {h.test.auc:.4f}, FPR {100 * h.test.fpr:.2f}% at threshold "
         f"{h.threshold:.3f}) and {onnx.path} (max |ONNX - native| = {onnx.max_abs_diff:.1e})")
+    return det_dir, det
 
-    # 3 ------------------------------------------------------------------ evaluate
-    stage(3, "evaluate on held-out real images, seen and unseen generators, with spectral baselines")
-    n = config.eval_images
+
+def _eval_stage(out: Path, det_dir: Path, gan_dir: Path, unseen_dir: Path, config: DemoConfig,
+                log: Callable[[str], None]):
+    """3: held-out real images and fresh fakes of both generators, evaluated with the baselines."""
+    from detector.data import load_fashion_mnist
+    from eval.evaluate import EvalConfig, run_eval
+    from gan.rundir import RunDir
+    from gan.zoo import sample
+
+    n, seed = config.eval_images, config.seed
     test = load_fashion_mnist("test", variant="embedded")
     rng = np.random.default_rng(seed + 7)
     real_idx = rng.permutation(len(test))[:n]
     real_imgs = torch.from_numpy(test.images[real_idx].copy()).unsqueeze(1).float() / 255.0
     # fresh noise seeds, different from the ones hardening sampled with
-    fake_seen = sample(final_generator(gan_dir), n, seed=seed + 90_001)
-    fake_unseen = sample(final_generator(unseen_dir), n, seed=seed + 90_002)
+    fake_seen = sample(RunDir(gan_dir).final_generator(), n, seed=seed + 90_001)
+    fake_unseen = sample(RunDir(unseen_dir).final_generator(), n, seed=seed + 90_002)
     ev = out / "eval_data"
     _write_pngs(real_imgs, ev / "real", "real")
     _write_pngs(fake_seen, ev / "dcgan", "dcgan")
@@ -146,14 +141,19 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     seen, unseen = rep.per_fake_set["dcgan"], rep.per_fake_set["upconv_unseen"]
     log(f"wrote {report_dir / 'index.html'} (AUC seen {seen.auc:.4f}, unseen {unseen.auc:.4f}; "
         f"FPR on real {100 * rep.audit.fpr:.2f}%)")
+    return rep, real_imgs, fake_seen, fake_unseen
 
-    # 4 ------------------------------------------------------------------ scan a mixed folder
-    stage(4, "scan a folder that mixes held-out real images and fakes")
+
+def _scan_stage(out: Path, det, real_imgs, fake_seen, fake_unseen, config: DemoConfig,
+                log: Callable[[str], None]) -> float:
+    """4: scan a shuffled folder of held-out real images and fakes; accuracy against the hidden truth."""
+    from detector.scan import ScanConfig, scan
+
     mixed = out / "scan_input"
     k = config.scan_images
     items = [(real_imgs[i], "real") for i in range(k)] + [(fake_seen[i], "fake") for i in range(k // 2)] + \
         [(fake_unseen[i], "fake") for i in range(k - k // 2)]
-    random.Random(seed).shuffle(items)
+    random.Random(config.seed).shuffle(items)
     paths = _write_pngs([img for img, _ in items], mixed, "img")
     truth = {p.name: lab for p, (_, lab) in zip(paths, items)}
     results = out / "results.csv"
@@ -164,16 +164,21 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     acc = correct / max(1, len(rows))
     log(f"wrote {results} ({sres.n_files} files: {sres.n_fake} flagged fake, {sres.n_errors} errors; "
         f"accuracy against the hidden truth {100 * acc:.1f}%)")
+    return acc
 
-    # 5 ------------------------------------------------------------------ video
-    stage(5, "build videos with fake content spliced into known frames and analyse them")
+
+def _video_stage(out: Path, det, real_imgs, fake_seen, config: DemoConfig, log: Callable[[str], None]) -> dict:
+    """5: a clean video and one with fakes spliced into known frames, analysed; the verdicts."""
+    from detector.video import VideoConfig, analyze_videos
+    from unmask.synth import splice_video
+
     vdir = out / "video"
     vdir.mkdir(parents=True, exist_ok=True)
     t = config.video_frames
     clean = vdir / "clean.avi"
     manipulated = vdir / "manipulated.avi"
-    splice_video(clean, real_imgs, None, frames=t, seed=seed + 11)
-    truth = splice_video(manipulated, real_imgs, fake_seen, frames=t, seed=seed + 11)
+    splice_video(clean, real_imgs, None, frames=t, seed=config.seed + 11)
+    truth = splice_video(manipulated, real_imgs, fake_seen, frames=t, seed=config.seed + 11)
     lo, hi = truth["fake_frames"]
     # Each 112-px frame is 16 tiles and its score is the most suspicious tile's, so a clean frame is
     # flagged about 1 - (1 - FPR)^16 of the time (~10-15% at a 1% tile FPR): call a video fake when
@@ -185,10 +190,21 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     log(f"wrote {vdir / 'analysis'} (frames.csv, videos.csv, timelines/; fake content in frames {lo}-{hi - 1} "
         f"of {t}; frames flagged: " + ", ".join(f"{k} {100 * f:.0f}%" for k, f in flagged.items())
         + "; verdicts (fake at >= 20% flagged): " + ", ".join(f"{k}={v}" for k, v in verdicts.items()) + ")")
+    return verdicts
 
-    # 6 ------------------------------------------------------------------ retrain on the unseen family
-    stage(6, "retrain the detector against the upconv family without forgetting dcgan")
-    new = sample(final_generator(unseen_dir), config.retrain_fakes, seed=seed + 50_000)
+
+def _retrain_stage(out: Path, det_dir: Path, unseen_dir: Path, rep, config: DemoConfig,
+                   log: Callable[[str], None]) -> float:
+    """6: retrain against the unseen family without forgetting dcgan; the upconv AUC after."""
+    from detector.artifact import load as load_detector
+    from detector.train.config import RetrainConfig
+    from detector.train.retrain import retrain
+    from eval.evaluate import EvalConfig, run_eval
+    from gan.rundir import RunDir
+    from gan.zoo import sample
+
+    seed, ev = config.seed, out / "eval_data"
+    new = sample(RunDir(unseen_dir).final_generator(), config.retrain_fakes, seed=seed + 50_000)
     rdir = out / "detector_retrained"
     retrain(det_dir, {"upconv": new}, rdir, RetrainConfig(steps=config.retrain_steps, seed=seed),
             sources={"upconv": str(unseen_dir)}, log=log)
@@ -196,15 +212,43 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     rep2 = run_eval(EvalConfig(detector=str(rdir), out=str(out / "report_retrained"), real=(str(ev / "real"),),
                                fake=(str(ev / "dcgan"), str(ev / "upconv_unseen")), bootstrap=0, seed=seed,
                                progress=False))
+    seen, unseen = rep.per_fake_set["dcgan"], rep.per_fake_set["upconv_unseen"]
     auc_after = rep2.per_fake_set["upconv_unseen"].auc
     log(f"wrote {rdir} and {out / 'report_retrained'} (upconv AUC {unseen.auc:.4f} -> {auc_after:.4f}; "
         f"dcgan AUC {seen.auc:.4f} -> {rep2.per_fake_set['dcgan'].auc:.4f}; threshold {after.spec.threshold:.3f})")
+    return auc_after
 
-    # 7 ------------------------------------------------------------------ summary
-    summary = DemoSummary(out, report_dir / "index.html", seen.auc, unseen.auc, rep.audit.fpr, auc_after, verdicts,
-                          acc, time.time() - t0)
+
+def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Callable[[str], None] = print
+             ) -> DemoSummary:
+    """Run the seven stages into ``out`` (each in its own folder) and return the summary."""
     from detector.atomic import write_json
+    from detector.train.config import HardenConfig
 
+    t0 = time.time()
+    torch.set_num_threads(max(1, min(config.threads, os.cpu_count() or 1)))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def stage(n: int, text: str) -> None:
+        log(f"\n== [{n}/7] {text} ({time.time() - t0:.0f}s elapsed)")
+
+    stage(1, "train a dcgan GAN on the embedded Fashion-MNIST")
+    gan_dir, unseen_dir = _gan_stage(out, config, "fashion-mnist:embedded", log)
+    stage(2, "harden the discriminator into a detector and export it to ONNX")
+    det_dir, det = _harden_stage(out, gan_dir, config, log)
+    stage(3, "evaluate on held-out real images, seen and unseen generators, with spectral baselines")
+    rep, real_imgs, fake_seen, fake_unseen = _eval_stage(out, det_dir, gan_dir, unseen_dir, config, log)
+    stage(4, "scan a folder that mixes held-out real images and fakes")
+    acc = _scan_stage(out, det, real_imgs, fake_seen, fake_unseen, config, log)
+    stage(5, "build videos with fake content spliced into known frames and analyse them")
+    verdicts = _video_stage(out, det, real_imgs, fake_seen, config, log)
+    stage(6, "retrain the detector against the upconv family without forgetting dcgan")
+    auc_after = _retrain_stage(out, det_dir, unseen_dir, rep, config, log)
+
+    seen, unseen = rep.per_fake_set["dcgan"], rep.per_fake_set["upconv_unseen"]
+    summary = DemoSummary(out, out / "report" / "index.html", seen.auc, unseen.auc, rep.audit.fpr, auc_after,
+                          verdicts, acc, time.time() - t0)
     write_json(out / "summary.json", {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(summary).items()})
     stage(7, "summary")
     log(f"report: {summary.report}")
