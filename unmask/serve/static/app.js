@@ -56,8 +56,11 @@ function drawHeat(canvas, bitmap, row) {
   if (!hm || !hm.boxes.length) return;
   hm.boxes.forEach(([x, y, bw, bh], i) => {
     const s = hm.scores[i], fake = s >= row.threshold;
-    ctx.fillStyle = fake ? `rgba(220, 40, 30, ${0.15 + 0.5 * s})` : `rgba(30, 160, 80, ${0.1 + 0.3 * (1 - s)})`;
+    ctx.fillStyle = fake ? `rgba(230, 40, 30, ${0.1 + 0.35 * s})` : `rgba(30, 170, 90, ${0.05 + 0.25 * (1 - s)})`;
     ctx.fillRect(x * scale, y * scale, bw * scale, bh * scale);
+    ctx.strokeStyle = fake ? "rgba(230, 40, 30, 0.9)" : "rgba(30, 170, 90, 0.6)";
+    ctx.lineWidth = 1;
+    ctx.strokeRect(x * scale + 0.5, y * scale + 0.5, bw * scale - 1, bh * scale - 1);
   });
   canvas.dataset.tiles = String(hm.boxes.length);
 }
