@@ -11,13 +11,16 @@ runs as a subprocess with 1 torch thread and 2 decoding threads. Bounded: every 
 deadline; the clients are plain asyncio sockets in this process (no extra dependency).
 
 Reported: p50/p99 request latency, images/s of the measured phase, server RSS after the warm-up
-vs its peak during the measured phase (``memory_ratio``), scan images/s and ``ratio`` = serve / scan.
+vs its peak during the measured phase (``memory_ratio``), scan images/s and ``ratio`` = serve / scan,
+and the CPU milliseconds each spends per image (the server process alone; the scan with its
+workers), which other jobs' load on a shared machine does not move the way it moves wall time.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -29,6 +32,19 @@ from pathlib import Path
 from bench.common import pin_threads, stand_in
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and of its reaped children (the scan's DataLoader workers)."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _rss_mb(pid: int) -> float:
@@ -104,13 +120,15 @@ def _start_server(det_dir: Path) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("unmask serve did not become ready")
 
 
-def _scan_rate(root: Path, det, n: int) -> float:
+def _scan_rate(root: Path, det, n: int) -> tuple[float, float]:
+    """(images/s, CPU ms per image of all the scan's processes)."""
     from detector.scan import ScanConfig, scan
 
+    c0 = _own_cpu_s()
     r = scan([root], det, root.parent / "scan.csv", ScanConfig(workers=2, batch_size=64, overwrite=True,
                                                                progress=False), log=lambda m: None)
     assert r.n_files == n and r.n_errors == 0
-    return n / r.seconds
+    return n / r.seconds, 1000 * (_own_cpu_s() - c0) / n
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -136,13 +154,15 @@ def run(tiny: bool = False) -> dict:
             asyncio.run(_phase(port, reqs, warm_clients, per_client, lambda k: None, 600))
             rss_warm = _rss_mb(proc.pid)
             sample = lambda k: rss.append(_rss_mb(proc.pid)) if k % 100 == 0 else None  # noqa: E731
+            c0 = _cpu_s(proc.pid)
             main = asyncio.run(_phase(port, reqs, clients, per_client, sample, 600))
+            serve_cpu_ms = 1000 * (_cpu_s(proc.pid) - c0) / main["images"]
             rss.append(_rss_mb(proc.pid))
         finally:
             proc.terminate()
             proc.wait(60)
         scan_rates.append(_scan_rate(tmp / "photos" / "rgb", det, n))  # before and after: the better one counts
-    scan_rate = max(scan_rates)
+    scan_rate, scan_cpu_ms = max(scan_rates)
     if main["errors"]:
         raise RuntimeError(f"{len(main['errors'])} failed requests, e.g. {main['errors'][0]}")
     lat = main["latencies"]
@@ -151,7 +171,8 @@ def run(tiny: bool = False) -> dict:
             "p50_ms": 1000 * _pct(lat, 0.50), "p99_ms": 1000 * _pct(lat, 0.99), "serve_images_per_s": rate,
             "scan_images_per_s": scan_rate, "ratio": rate / scan_rate, "rss_mb_after_warmup": rss_warm,
             "rss_mb_peak_measured": max(rss), "memory_ratio": max(rss) / rss_warm,
-            "warmup_images": warm_clients * per_client, "files": "256-px RGB PNG, dcgan_d width 64, resize"}
+            "serve_cpu_ms_per_image": serve_cpu_ms, "scan_cpu_ms_per_image": scan_cpu_ms,
+            "load_average": list(os.getloadavg()), "warmup_images": warm_clients * per_client, "files": "256-px RGB PNG, dcgan_d width 64, resize"}
 
 
 if __name__ == "__main__":

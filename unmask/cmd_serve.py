@@ -51,7 +51,7 @@ def serve(detector_dir: Path, host: str, port: int, token: str | None, insecure_
     from detector.artifact import ArtifactError, load
 
     try:
-        from unmask.serve import ServeConfig, ServeError
+        from unmask.serve import ServeConfig
         from unmask.serve.server import serve as run_server
     except ModuleNotFoundError as e:
         raise click.UsageError(f"unmask serve needs the 'serve' extra ({e.name} is missing): "
@@ -62,8 +62,8 @@ def serve(detector_dir: Path, host: str, port: int, token: str | None, insecure_
                           max_request_bytes=int(max_request_mb * _MB), max_image_bytes=int(max_image_mb * _MB),
                           max_pixels=max_pixels, max_images=max_images, time_limit_s=time_limit_s,
                           batch_wait_ms=batch_wait_ms, decode_workers=decode_workers)
-    except ServeError as e:
-        click.echo(f"error: {e.reason}", err=True)
+    except ValueError as e:  # an unsafe or impossible combination of options
+        click.echo(f"error: {e}", err=True)
         raise SystemExit(EXIT_USAGE) from None
     cap_threads(threads or os.cpu_count() or 1)
     try:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
+import torch
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -60,8 +61,6 @@ class Service:
     async def start(self) -> None:
         await self.batcher.start()
         s = self.det.spec
-        import torch
-
         warm = engine.prepare(self.det, torch.full((s.channels, s.input_size, s.input_size), 0.5), self.cfg.max_tiles)
         await self.batcher.score([warm])  # first forward pass (allocations, oneDNN plans) before ready
         self.ready = True
@@ -72,12 +71,12 @@ class Service:
         self.decoders.shutdown(wait=True)
 
     # ------------------------------------------------------------------ one image
-    def _prepare_upload(self, up: Upload) -> engine.Prepared:
+    def prepare_upload(self, up: Upload) -> engine.Prepared:
         """Runs on a decoding thread."""
         img = decode_upload(up, self.det.spec.channels, self.cfg.max_pixels)  # (C, H, W)
         return engine.prepare(self.det, img, self.cfg.max_tiles)
 
-    def _prepare_path(self, requested: str) -> engine.Prepared:
+    def prepare_path(self, requested: str) -> engine.Prepared:
         """Runs on a decoding thread; the path was checked against the allowed folders."""
         path, _ = resolve_allowed(self.cfg.allow_dirs, requested)
         try:
@@ -141,7 +140,7 @@ async def _score_uploads(svc: Service, request: Request, phase: dict) -> tuple[i
     ups = await read_uploads(request.headers.get("content-type"), request.headers.get("content-length"),
                              request.stream(), svc.cfg)
     phase["name"], phase["images"] = "score", len(ups)
-    return await svc.score([u.name for u in ups], svc._prepare_upload, lambda i: ups[i], _flag(request, "heatmap"))
+    return await svc.score([u.name for u in ups], svc.prepare_upload, lambda i: ups[i], _flag(request, "heatmap"))
 
 
 async def _score_paths(svc: Service, request: Request, phase: dict) -> tuple[int, dict]:
@@ -157,7 +156,7 @@ async def _score_paths(svc: Service, request: Request, phase: dict) -> tuple[int
         raise ServeError(413, f"{len(paths)} paths exceed the limit max_images={svc.cfg.max_images}",
                          limit="max_images")
     phase["name"], phase["images"] = "score", len(paths)
-    return await svc.score(paths, svc._prepare_path, lambda i: paths[i], _flag(request, "heatmap"))
+    return await svc.score(paths, svc.prepare_path, lambda i: paths[i], _flag(request, "heatmap"))
 
 
 def _scoring_route(svc: Service, handler):

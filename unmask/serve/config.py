@@ -44,8 +44,8 @@ class ServeConfig:
         if not self.time_limit_s > 0 or self.batch_wait_ms < 0:
             raise ValueError("time_limit_s must be > 0 and batch_wait_ms >= 0")
         if not is_loopback(self.host) and not self.token and not self.insecure_no_token:
-            raise ServeError(400, f"binding to {self.host} (not loopback) needs --token, or --insecure-no-token "
-                                  "to serve without one", limit="token")
+            raise ValueError(f"binding to {self.host} (not loopback) needs --token, or --insecure-no-token to "
+                             "serve without one")
 
     def limits(self) -> dict:
         """The limits a client may hit, as the page, the card and the start banner show them."""

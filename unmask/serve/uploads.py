@@ -91,7 +91,9 @@ def _callbacks(st: _State, cfg: ServeConfig) -> dict:
     def on_end() -> None:
         st.done = True
 
-    return {k: v for k, v in locals().items() if k.startswith("on_")}
+    return {"on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+            "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end}
 
 
 def _boundary(content_type: str | None) -> bytes:
