@@ -94,9 +94,10 @@ class Service:
         loop = asyncio.get_running_loop()
         futs = [loop.run_in_executor(self.decoders, prepare, arg_of(i)) for i in range(len(names))]
         prepared = await asyncio.gather(*futs, return_exceptions=True)
-        for p in prepared:
-            if isinstance(p, BaseException) and not isinstance(p, ServeError):
-                raise p
+        for i, p in enumerate(prepared):  # a bug must not take the service down: that image's row says so
+            if isinstance(p, Exception) and not isinstance(p, ServeError):
+                log.error("unexpected error preparing %r: %s: %s", names[i][:200], type(p).__name__, p)
+                prepared[i] = ServeError(500, f"unexpected error: {type(p).__name__}: {p}"[:500])
         good = [p for p in prepared if isinstance(p, engine.Prepared)]
         scored = iter(await self.batcher.score(good) if good else [])
         rows = [self._row(n, p, None if isinstance(p, ServeError) else next(scored), heatmap)
