@@ -293,3 +293,37 @@ def test_binding_off_loopback_needs_a_token(tiny_detector):
     res = subprocess.run([sys.executable, "-m", "unmask", "serve", "--detector", str(tiny_detector), "--host",
                           "0.0.0.0", "--port", "1"], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "--token" in res.stderr and "--insecure-no-token" in res.stderr
+
+
+def test_micro_batcher_scores_requests_arriving_together_in_one_pass(tiny_detector):
+    """In-process: five requests queued in the same event-loop turn share one forward pass; the input
+    bound splits a bigger crowd; each request gets its own rows back, equal to scoring it alone."""
+    import asyncio
+
+    from unmask.serve import engine
+    from unmask.serve.batching import MicroBatcher
+
+    det = detector.load(tiny_detector)
+    imgs = [torch.rand(1, 28 + 9 * i, 28, generator=torch.Generator().manual_seed(i)) for i in range(8)]
+    items = [engine.prepare(det, im) for im in imgs]                  # 1 to 4 tiles each
+    batches: list[int] = []
+
+    def score(its):
+        batches.append(len(its))
+        return engine.score_prepared(det, its)
+
+    async def go(max_inputs: int, n: int):
+        b = MicroBatcher(score, max_inputs=max_inputs, wait_s=30.0)  # a long wait: only the bound ends it
+        await b.start()
+        try:
+            return await asyncio.gather(*(b.score([it]) for it in items[:n]))
+        finally:
+            await b.stop()
+
+    rows = asyncio.run(go(2048, 5))
+    assert batches == [5]
+    alone = [engine.score_prepared(det, [it])[0] for it in items]
+    assert [r[0].score for r in rows] == [a.score for a in alone[:5]]
+    batches.clear()
+    asyncio.run(go(4, 8))                                            # 20 inputs, about 4 per pass
+    assert sum(batches) == 8 and len(batches) > 1, batches
