@@ -172,7 +172,8 @@ def run(tiny: bool = False) -> dict:
             "scan_images_per_s": scan_rate, "ratio": rate / scan_rate, "rss_mb_after_warmup": rss_warm,
             "rss_mb_peak_measured": max(rss), "memory_ratio": max(rss) / rss_warm,
             "serve_cpu_ms_per_image": serve_cpu_ms, "scan_cpu_ms_per_image": scan_cpu_ms,
-            "load_average": list(os.getloadavg()), "warmup_images": warm_clients * per_client, "files": "256-px RGB PNG, dcgan_d width 64, resize"}
+            "load_average": list(os.getloadavg()), "warmup_images": warm_clients * per_client,
+            "files": "256-px RGB PNG, dcgan_d width 64, resize"}
 
 
 if __name__ == "__main__":

@@ -101,7 +101,8 @@ class ServerProc:
         finally:
             c.close()
         text = raw.decode("utf-8", "replace")
-        return r.status, (json.loads(text) if hdrs.get("content-type", "").startswith("application/json") else text), hdrs
+        is_json = hdrs.get("content-type", "").startswith("application/json")
+        return r.status, (json.loads(text) if is_json else text), hdrs
 
     def score(self, files: list[tuple[str | bytes, bytes]], query: str = "", **kw) -> tuple[int, dict]:
         body, ctype = multipart(files)

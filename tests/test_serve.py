@@ -15,10 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from detector.decode import display_path
+import detector
 from detector.imageio import save_png
 from detector.scan import ScanConfig, read_rows, scan
-import detector
 from tests.corpus import bomb_png, png_bytes
 from tests.serve_helpers import ROOT, ServerProc, multipart
 from tests.test_reliability import IMAGE_KINDS, OK, _env
@@ -273,9 +272,11 @@ def test_sigterm_lets_in_flight_requests_finish_cors_off_by_default(tiny_detecto
     assert "unmask serve: stopped" in s.log_text()
 
 
-def test_cors_when_asked_and_slow_upload_does_not_stall_others(tiny_detector, tmp_path):
+def test_cors_when_asked_memory_bound_and_slow_upload_does_not_stall_others(tiny_detector, tmp_path):
     with ServerProc(tiny_detector, "--cors-origin", "http://app.example", "--time-limit", "3",
-                    log=tmp_path / "s.log") as s:
+                    "--max-inflight-mb", "0.05", log=tmp_path / "s.log") as s:
+        status, data = s.score([("big.png", os.urandom(100_000))])   # all uploads together: at most 50 kB
+        assert status == 503 and data["limit"] == "max_inflight_bytes"
         status, _, hdrs = s.request("GET", "/healthz", headers={"Origin": "http://app.example"})
         assert hdrs.get("access-control-allow-origin") == "http://app.example"
         body, ctype = multipart([("slow.png", png_bytes(Image.new("L", (28, 28), 8)))])

@@ -27,6 +27,8 @@ _MB = 1024 * 1024
 @click.option("--max-image-mb", type=click.FloatRange(0, min_open=True), default=16, show_default=True)
 @click.option("--max-pixels", type=click.IntRange(1), default=40_000_000, show_default=True)
 @click.option("--max-images", type=click.IntRange(1), default=32, show_default=True, help="Images per request.")
+@click.option("--max-inflight-mb", type=click.FloatRange(0, min_open=True), default=512, show_default=True,
+              help="Upload bytes held by all requests together; past it a request gets 503 (memory bound).")
 @click.option("--time-limit", "time_limit_s", type=click.FloatRange(0, min_open=True), default=30.0,
               show_default=True, help="Seconds per request, upload included.")
 @click.option("--batch-wait-ms", type=click.FloatRange(0), default=5.0, show_default=True,
@@ -35,7 +37,8 @@ _MB = 1024 * 1024
 @click.option("--threads", type=click.IntRange(1), default=None, help="Torch CPU threads (default: all cores).")
 def serve(detector_dir: Path, host: str, port: int, token: str | None, insecure_no_token: bool, allow_dirs,
           cors_origins, max_request_mb: float, max_image_mb: float, max_pixels: int, max_images: int,
-          time_limit_s: float, batch_wait_ms: float, decode_workers: int, threads: int | None) -> None:
+          max_inflight_mb: float, time_limit_s: float, batch_wait_ms: float, decode_workers: int,
+          threads: int | None) -> None:
     """Serve a detector over HTTP: an API (/v1/, OpenAPI at /v1/openapi.json) and a web page at /.
 
     Scores equal `unmask scan` on the same files. Logs one line per request; SIGTERM stops
@@ -61,6 +64,7 @@ def serve(detector_dir: Path, host: str, port: int, token: str | None, insecure_
                           allow_dirs=tuple(os.path.abspath(d) for d in allow_dirs), cors_origins=tuple(cors_origins),
                           max_request_bytes=int(max_request_mb * _MB), max_image_bytes=int(max_image_mb * _MB),
                           max_pixels=max_pixels, max_images=max_images, time_limit_s=time_limit_s,
+                          max_inflight_bytes=int(max_inflight_mb * _MB),
                           batch_wait_ms=batch_wait_ms, decode_workers=decode_workers)
     except ValueError as e:  # an unsafe or impossible combination of options
         click.echo(f"error: {e}", err=True)

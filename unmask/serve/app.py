@@ -36,7 +36,7 @@ from .card import detector_card
 from .config import ServeConfig, ServeError, check_token, resolve_allowed
 from .metrics import Metrics
 from .openapi import openapi
-from .uploads import Upload, decode_upload, read_json, read_uploads
+from .uploads import ByteBudget, Upload, decode_upload, read_json, read_uploads
 
 __all__ = ["Service", "create_app", "STATIC"]
 
@@ -55,6 +55,7 @@ class Service:
         self.batcher = MicroBatcher(lambda items: engine.score_prepared(det, items, cfg.batch_inputs),
                                     cfg.batch_inputs, cfg.batch_wait_ms / 1000.0, self.metrics.batch)
         self.decoders = ThreadPoolExecutor(cfg.decode_workers, thread_name_prefix="unmask-decode")
+        self.budget = ByteBudget(cfg.max_inflight_bytes)
         self.ready = False
         self.draining = False
 
@@ -139,7 +140,7 @@ def _flag(request: Request, name: str) -> bool:
 
 async def _score_uploads(svc: Service, request: Request, phase: dict) -> tuple[int, dict]:
     ups = await read_uploads(request.headers.get("content-type"), request.headers.get("content-length"),
-                             request.stream(), svc.cfg)
+                             request.stream(), svc.cfg, svc.budget, phase["taken"])
     phase["name"], phase["images"] = "score", len(ups)
     return await svc.score([u.name for u in ups], svc.prepare_upload, lambda i: ups[i], _flag(request, "heatmap"))
 
@@ -164,7 +165,7 @@ def _scoring_route(svc: Service, handler):
     async def endpoint(request: Request) -> Response:
         if not svc.ready:
             return JSONResponse({"error": "not ready", "status": 503, "limit": None}, 503)
-        phase = {"name": "upload", "images": 0}
+        phase = {"name": "upload", "images": 0, "taken": [0]}
         try:
             status, body = await asyncio.wait_for(handler(svc, request, phase), svc.cfg.time_limit_s)
         except asyncio.TimeoutError:
@@ -174,6 +175,8 @@ def _scoring_route(svc: Service, handler):
             status, body = e.status, e.body()
         except ServeError as e:
             status, body = e.status, e.body()
+        finally:
+            svc.budget.release(phase["taken"])
         request.state.images = phase["images"]
         return JSONResponse(body, status)
     return endpoint

@@ -30,6 +30,7 @@ class ServeConfig:
     max_pixels: int = 40_000_000
     max_images: int = 32                     # images per request
     max_tiles: int = 1024                    # as `unmask scan`: huge images scale down to fit
+    max_inflight_bytes: int = 512 * 1024 * 1024  # upload bytes held by all requests together (else 503)
     time_limit_s: float = 30.0               # per request, upload included
     batch_wait_ms: float = 5.0               # how long the first request of a batch waits for company
     batch_inputs: int = 2048                 # model inputs per forward pass (scan's forward_chunk)
@@ -38,7 +39,7 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_request_bytes", "max_image_bytes", "max_pixels", "max_images", "max_tiles",
-                     "batch_inputs", "decode_workers"):
+                     "max_inflight_bytes", "batch_inputs", "decode_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if not self.time_limit_s > 0 or self.batch_wait_ms < 0:
@@ -50,7 +51,7 @@ class ServeConfig:
     def limits(self) -> dict:
         """The limits a client may hit, as the page, the card and the start banner show them."""
         return {k: getattr(self, k) for k in ("max_request_bytes", "max_image_bytes", "max_pixels", "max_images",
-                                              "max_tiles", "time_limit_s")}
+                                              "max_tiles", "max_inflight_bytes", "time_limit_s")}
 
 
 class ServeError(Exception):

@@ -56,7 +56,8 @@ class Metrics:
         with self._lock:
             out = ["# HELP unmask_requests_total HTTP requests by route and status.",
                    "# TYPE unmask_requests_total counter"]
-            out += [f"unmask_requests_total{_labels(route=r, status=s)} {n}" for (r, s), n in sorted(self.requests.items())]
+            out += [f"unmask_requests_total{_labels(route=r, status=s)} {n}"
+                    for (r, s), n in sorted(self.requests.items())]
             out += ["# HELP unmask_images_total Images scored (label real or fake) or refused (label error).",
                     "# TYPE unmask_images_total counter"]
             out += [f"unmask_images_total{_labels(label=k)} {n}" for k, n in sorted(self.images.items())]

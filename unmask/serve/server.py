@@ -25,7 +25,8 @@ def banner(svc: Service, cfg: ServeConfig, url: str) -> str:
     c = svc.card
     lines = [f"unmask serve: {url}  (API {url}v1/  OpenAPI {url}v1/openapi.json)",
              f"  detector: {c['name']} ({c['architecture']}, {c['input_size']}px x{c['channels']}, policy "
-             f"{c['policy']}, threshold {c['threshold']:.6g}; weights sha256 {str(c['sha256']['model.safetensors'])[:12]})",
+             f"{c['policy']}, threshold {c['threshold']:.6g}; weights sha256 "
+             f"{str(c['sha256']['model.safetensors'])[:12]})",
              "  limits: " + ", ".join(f"{k}={v}" for k, v in cfg.limits().items()),
              f"  token: {'required' if cfg.token else 'none'}; CORS: {', '.join(cfg.cors_origins) or 'off'}; "
              f"allowed folders: {', '.join(cfg.allow_dirs) or 'none'}"]

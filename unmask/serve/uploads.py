@@ -23,7 +23,7 @@ from detector.decode import SUPPORTED_FORMATS, UnreadableImage, decode_bytes
 
 from .config import ServeConfig, ServeError
 
-__all__ = ["Upload", "read_uploads", "read_json", "decode_upload", "status_for_undecodable"]
+__all__ = ["Upload", "ByteBudget", "read_uploads", "read_json", "decode_upload", "status_for_undecodable"]
 
 MAX_JSON_BYTES = 64 * 1024
 
@@ -34,6 +34,26 @@ class Upload:
 
     name: str
     data: bytes
+
+
+class ByteBudget:
+    """Upload bytes held by all requests together (``max_inflight_bytes``): past it, a request is
+    answered 503 instead of the server growing without bound under many large uploads at once.
+    Used from the event loop only, so no lock; each request releases what it took when it ends."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+
+    def take(self, n: int, taken: list[int]) -> None:
+        if self.held + n > self.limit:
+            raise ServeError(503, f"server busy: uploads in flight exceed the limit max_inflight_bytes={self.limit}; "
+                                  "retry shortly", limit="max_inflight_bytes")
+        self.held += n
+        taken[0] += n
+
+    def release(self, taken: list[int]) -> None:
+        self.held -= taken[0]
+        taken[0] = 0
 
 
 @dataclass
@@ -116,8 +136,9 @@ def _check_length(content_length: str | None, limit: int) -> None:
 
 
 async def read_uploads(content_type: str | None, content_length: str | None, stream: AsyncIterator[bytes],
-                       cfg: ServeConfig) -> list[Upload]:
-    """The file parts of a multipart body, streamed and counted; see the module docstring."""
+                       cfg: ServeConfig, budget: ByteBudget, taken: list[int]) -> list[Upload]:
+    """The file parts of a multipart body, streamed and counted (into ``budget``, the bytes recorded
+    in ``taken`` for the caller to release); see the module docstring."""
     boundary = _boundary(content_type)
     _check_length(content_length, cfg.max_request_bytes)
     st = _State()
@@ -131,6 +152,7 @@ async def read_uploads(content_type: str | None, content_length: str | None, str
             total += len(chunk)
             if total > cfg.max_request_bytes:
                 raise _limit(413, "max_request_bytes", cfg.max_request_bytes, "request body")
+            budget.take(len(chunk), taken)
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as e:
