@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev,export]'
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev,export,serve]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -24,6 +24,7 @@ BENCHES = [
     ("gan_speed", "ratio", ">= 1.0", "GAN trainer images/s vs a plain reference DCGAN loop"),
     ("memory", "ratio", "<= 1.2", "peak RSS scanning 100,000 vs 10,000 files"),
     ("scale", "ratio", "report", "scan images/s with 2 processes vs 1"),
+    ("serve_load", "ratio", ">= 0.7", "unmask serve images/s (200 clients x 20 images) vs unmask scan, same files"),
 ]
 
 __all__ = ["BENCHES", "met", "run_benchmarks", "table", "main"]

@@ -69,6 +69,8 @@ def _register() -> None:
         main.add_command(cmd)
     main.add_command(cmd_eval.eval_cmd)
     main.add_command(cmd_eval.eval_matrix)
+    from .cmd_serve import serve  # the server stack (serve extra) is imported only when it runs
+    main.add_command(serve)
 
 
 _register()
