@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .decode import IMAGE_EXTENSIONS, UnreadableImage, read_image
-from .files import FAKE_DIRS, REAL_DIRS, VIDEO_EXTENSIONS, folder_label, list_files
+from .files import VIDEO_EXTENSIONS, folder_label, list_files
 from .preprocess import fit
 
 __all__ = [

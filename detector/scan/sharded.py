@@ -45,7 +45,7 @@ def scan_sharded(paths: Sequence[str | os.PathLike], detector: Detector, out: Pa
     """One shard per rank into its own part file, then rank 0 merges the parts into ``out``."""
     t0 = time.time()
     r, n, main = dist_.rank(), dist_.world_size(), dist_.is_main()
-    fmt = format_for(out)
+    format_for(out)  # refuses an output that is neither .csv nor .jsonl before any rank writes
     pdir = parts_dir(out)
     if out.exists() and out.is_dir():
         raise ScanOutputError(f"{out}: is a directory; give a .csv or .jsonl file path")

@@ -61,16 +61,9 @@ class HardenResult:
 
 
 def _score_plot(path: Path, real: np.ndarray, fakes: Mapping[str, np.ndarray], threshold: float, title: str) -> None:
-    import io
+    from ..figures import figure_png, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..atomic import write_bytes
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     bins = np.linspace(0, 1, 51)
     ax.hist(real, bins=bins, alpha=0.6, label=f"real (n={len(real)})", color="tab:blue")
     for name, s in fakes.items():
@@ -81,11 +74,7 @@ def _score_plot(path: Path, real: np.ndarray, fakes: Mapping[str, np.ndarray], t
     ax.set_ylabel("images")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    figure_png(fig, path, dpi=110)
 
 
 # ---------------------------------------------------------------------------- the whole recipe

@@ -1,14 +1,12 @@
 """Pictures of a video's verdict: the score timeline (matplotlib) and a frame with its regions drawn (OpenCV)."""
 from __future__ import annotations
 
-import io
 import math
 import os
 from typing import Sequence
 
 import numpy as np
 
-from ..atomic import write_bytes
 from .score import FrameResult
 
 __all__ = ["plot_timeline", "draw_frame"]
@@ -17,13 +15,10 @@ __all__ = ["plot_timeline", "draw_frame"]
 def plot_timeline(times: Sequence[float], scores: Sequence[float], threshold: float, path: str | os.PathLike,
                   title: str = "", no_face_times: Sequence[float] = ()) -> None:
     """Score against time with the threshold line; flagged frames in red (PNG, written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..figures import figure_png, pyplot
 
     t, s = np.asarray(times, float), np.asarray(scores, float)
-    fig, ax = plt.subplots(figsize=(8, 3), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(8, 3), dpi=100)
     if len(t):
         ax.plot(t, s, "-", color="0.6", lw=1, zorder=1)
         flag = s >= threshold
@@ -40,11 +35,7 @@ def plot_timeline(times: Sequence[float], scores: Sequence[float], threshold: fl
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=7, ncol=4, framealpha=0.8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    figure_png(fig, path)
 
 
 def draw_frame(bgr: np.ndarray, result: FrameResult, threshold: float, faces: bool, min_side: int = 240) -> np.ndarray:
