@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.unmask-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench install clean-venv
+.PHONY: demo test test-fast bench gpu-check install clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# One GPU: the CUDA path end to end (--device cuda --amp) vs the CPU; without a GPU, its CPU path only.
+gpu-check: $(STAMP)
+	$(BIN)/python scripts/gpu_check.py
 
 clean-venv:
 	rm -rf $(VENV)

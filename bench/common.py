@@ -87,3 +87,14 @@ def mosaic(imgs: np.ndarray, i: int, size: int) -> np.ndarray:
     k = -(-size // 28)
     rows = [np.concatenate([imgs[(i * k * k + r * k + c) % len(imgs)] for c in range(k)], 1) for r in range(k)]
     return np.ascontiguousarray(np.concatenate(rows, 0)[:size, :size])
+
+
+def cache_dir(name: str):
+    """A folder for generated benchmark inputs kept between runs, outside the repository:
+    ``$UNMASK_BENCH_CACHE/<name>`` or ``~/.cache/unmask/bench/<name>``."""
+    from pathlib import Path
+
+    base = os.environ.get("UNMASK_BENCH_CACHE") or Path.home() / ".cache" / "unmask" / "bench"
+    d = Path(base) / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d

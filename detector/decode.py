@@ -2,6 +2,16 @@
 
 Every failure is an :class:`UnreadableImage` naming the file and the reason, so a batch never
 crashes because of one bad file, and the reason can be written on that file's own row.
+
+Reduced decoding (``min_side``): a baseline JPEG stores 8x8 DCT blocks, and libjpeg can run a
+scaled inverse DCT that yields the picture at 1/2, 1/4 or 1/8 of its size directly (for 1/8, each
+block's DC coefficient, i.e. its mean; IJG libjpeg ``scale_num/scale_denom``, exposed by Pillow as
+``Image.draft``). When the caller will shrink the picture anyway (the ``resize`` / ``crop``
+policies), decoding only ``min_side`` pixels per side costs a fraction of a full decode and of the
+float conversion and resize that follow. :func:`read_image_reduced` returns the reduced picture
+with the full size and the region the picture occupies in it (the decoder pads the last block
+row/column), so that :func:`detector.preprocess.fit_reduced` resamples exactly the same geometry.
+Size and decompression-bomb limits are checked on the declared full size, as before.
 """
 from __future__ import annotations
 
@@ -11,15 +21,20 @@ import os
 import re
 import stat
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .reduced import content_box, draft_jpeg
+
 __all__ = [
     "UnreadableImage",
     "read_image",
+    "read_image_reduced",
+    "Decoded",
     "decode_bytes",
     "to_channels",
     "IMAGE_EXTENSIONS",
@@ -78,14 +93,48 @@ def _looks_like_text(data: bytes) -> bool:
     return printable / len(text) > 0.95
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded picture, possibly at a reduced (DCT-domain) scale; see the module docstring."""
+
+    image: torch.Tensor                     # (C, h, w) float32 in [0, 1]; h ~ height / scale
+    width: int                              # full size, after EXIF orientation
+    height: int
+    scale: int                              # 1 (full decode), 2, 4 or 8
+    box: tuple[float, float, float, float]  # (x0, y0, x1, y1): the picture's region in ``image`` pixels
+
+
 def read_image(
     path: str | os.PathLike,
     channels: int = 3,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    min_side: int | None = None,
 ) -> torch.Tensor:
-    """Decode the image file at ``path`` to a ``(channels, H, W)`` float32 tensor in [0, 1]."""
+    """Decode the image file at ``path`` to a ``(channels, H, W)`` float32 tensor in [0, 1].
+
+    ``min_side``: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale as long as both sides stay
+    ``>= min_side`` (the result is then smaller than the file's size; see :func:`read_image_reduced`
+    for the full size and geometry). ``None`` (the default): always the full size."""
+    return read_image_reduced(path, channels, max_pixels, max_bytes, min_side=min_side).image
+
+
+def read_image_reduced(
+    path: str | os.PathLike,
+    channels: int = 3,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    min_side: int | None = None,
+) -> Decoded:
+    """:func:`read_image` that also returns the full size and the reduced geometry."""
     p = Path(path)
+    return _decode(_read_bytes(p, max_bytes), channels, max_pixels, p, min_side)
+
+
+def _read_bytes(p: Path, max_bytes: int) -> bytes:
+    """The file's bytes, or :class:`UnreadableImage` saying precisely why not."""
     try:
         st = os.stat(p)  # follows symlinks: a loop or a dangling link fails here
     except FileNotFoundError:
@@ -138,7 +187,7 @@ def read_image(
         raise UnreadableImage(p, "empty file (0 bytes)")
     if len(data) > max_bytes:
         raise UnreadableImage(p, f"file too large (more than the limit of {max_bytes} bytes)")
-    return decode_bytes(data, channels=channels, max_pixels=max_pixels, name=p)
+    return data
 
 
 def decode_bytes(
@@ -146,12 +195,20 @@ def decode_bytes(
     channels: int = 3,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     name: str | os.PathLike | None = None,
+    *,
+    min_side: int | None = None,
 ) -> torch.Tensor:
     """Decode encoded image bytes to a ``(channels, H, W)`` float32 tensor in [0, 1].
 
     The first frame of an animated or multi-page file is used; EXIF orientation is applied;
     transparency is composited on white. Raises :class:`UnreadableImage` for anything else.
+    ``min_side`` as in :func:`read_image`.
     """
+    return _decode(data, channels, max_pixels, name, min_side).image
+
+
+def _decode(data: bytes, channels: int, max_pixels: int, name, min_side: int | None) -> Decoded:
+    """:func:`decode_bytes` returning :class:`Decoded` (the one decoding path)."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, not {channels}")
     data = bytes(data) if not isinstance(data, bytes) else data
@@ -193,9 +250,11 @@ def decode_bytes(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 img.seek(0)  # first frame of an animated GIF / WebP / multi-page TIFF
+                scale = draft_jpeg(img, fmt, min_side)  # 1 unless a JPEG may be decoded smaller
                 img.load()
-                oriented = ImageOps.exif_transpose(img)
-            arr = _to_float_array(oriented)
+                full, box = content_box(img, scale, w, h)  # before orientation clears the EXIF tag
+                ImageOps.exif_transpose(img, in_place=True)  # in place: no full-size copy when upright
+            arr = _to_float_array(img)
         except UnreadableImage as e:
             raise UnreadableImage(name, e.reason) from None
         except Image.DecompressionBombError:
@@ -210,7 +269,10 @@ def decode_bytes(
             raise UnreadableImage(name, f"corrupt image data ({fmt}): {msg}") from None
     if not np.isfinite(arr).all():
         raise UnreadableImage(name, "image contains non-finite (NaN or infinite) values")
-    return to_channels(torch.from_numpy(arr), channels)  # (C', H, W) -> (channels, H, W)
+    image = to_channels(torch.from_numpy(arr), channels)  # (C', H, W) -> (channels, H, W)
+    if full is None:  # full decode: the oriented picture is the whole image
+        full, box = (image.shape[2], image.shape[1]), (0.0, 0.0, float(image.shape[2]), float(image.shape[1]))
+    return Decoded(image, full[0], full[1], scale, box)
 
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
@@ -309,6 +371,9 @@ def to_channels(img: torch.Tensor, channels: int) -> torch.Tensor:
     if c == 1 and channels == 3:
         return img.expand(3, -1, -1).contiguous()
     if c == 3 and channels == 1:
+        # ((r * 0.299 + g * 0.587) + b * 0.114) plane by plane: the same sums, in the same order, as
+        # ``(img * w[:, None, None]).sum(0)`` (bit-identical) without a (3, H, W) temporary: ~4x faster
         w = torch.tensor([0.299, 0.587, 0.114], dtype=img.dtype, device=img.device)
-        return (img * w[:, None, None]).sum(0, keepdim=True).clamp_(0.0, 1.0)
+        grey = (img[0] * w[0]).add_(img[1] * w[1]).add_(img[2] * w[2])  # (H, W)
+        return grey.clamp_(0.0, 1.0).unsqueeze(0)
     raise ValueError(f"cannot convert {c} channels to {channels}")

@@ -10,6 +10,11 @@ Policies for images whose size differs from the model's input size:
 * ``crop``   - resize the shorter side to ``size`` then take the centre square.
 * ``tile``   - cut the image into ``size x size`` tiles at native resolution (no resampling of
   pixels), score every tile and aggregate. Images smaller than ``size`` are resized up.
+
+:func:`fit_reduced` is :func:`fit` for a JPEG decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
+(:func:`detector.decode.read_image_reduced`): the same antialiased bilinear (triangle) filter,
+evaluated on exactly the region the picture (or its centre square) occupies in the reduced image,
+so only the decoder's block averaging differs from a full decode (bound: tests/test_reduced.py).
 """
 from __future__ import annotations
 
@@ -20,9 +25,13 @@ import torch.nn.functional as F
 
 from .decode import to_channels
 
-__all__ = ["POLICIES", "fit", "resize", "tile_grid", "tiles", "model_inputs", "normalize"]
+__all__ = ["POLICIES", "REDUCED_MARGIN", "fit", "fit_reduced", "reduced_side", "resize", "resize_box", "tile_grid",
+           "tiles", "model_inputs", "normalize"]
 
 POLICIES = ("resize", "crop", "tile")
+#: A reduced decode keeps at least this many pixels per output pixel on each side, so the
+#: antialiasing filter still averages over >= 3 decoded pixels (see tests/test_reduced.py).
+REDUCED_MARGIN = 3
 
 
 def resize(img: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -53,6 +62,60 @@ def fit(img: torch.Tensor, size: int, channels: int, policy: str = "resize") -> 
         top, left = (h - m) // 2, (w - m) // 2
         img = img[:, top : top + m, left : left + m]
     return resize(img, size, size).contiguous()
+
+
+def reduced_side(size: int) -> int:
+    """The smallest side a reduced decode may produce for a ``resize`` / ``crop`` model of ``size``."""
+    return REDUCED_MARGIN * int(size)
+
+
+def _aa_weights(n_in: int, n_out: int, start: float, length: float) -> torch.Tensor:
+    """``(n_out, n_in)`` weights of the antialiased bilinear (triangle) filter that maps the span
+    ``[start, start + length)`` of ``n_in`` input pixels onto ``n_out`` outputs: the kernel of
+    ``F.interpolate(..., mode="bilinear", antialias=True)`` (after PIL's), generalised to a
+    fractional span. Pixel ``j`` is the interval ``[j, j + 1)``; one that the span covers only in
+    part (a reduced decode's last block, a crop edge) is weighted by the part covered, at that
+    part's centre. Pixels outside the span get no weight (like a crop)."""
+    scale = length / n_out
+    support = max(scale, 1.0)
+    j = torch.arange(n_in, dtype=torch.float64)
+    lo, hi = (j.clamp(min=start), (j + 1.0).clamp(max=start + length))  # the covered part of each pixel
+    cover = (hi - lo).clamp_(min=0.0)  # (n_in,)
+    mid = (lo + hi) / 2.0
+    centre = start + scale * (torch.arange(n_out, dtype=torch.float64) + 0.5)  # (n_out,)
+    w = (1.0 - ((mid[None, :] - centre[:, None]) / support).abs()).clamp_(min=0.0) * cover  # (n_out, n_in)
+    return (w / w.sum(1, keepdim=True).clamp_(min=1e-12)).float()
+
+
+def resize_box(img: torch.Tensor, h: int, w: int, box: tuple[float, float, float, float]) -> torch.Tensor:
+    """Antialiased bilinear resize of the region ``box = (x0, y0, x1, y1)`` (fractional pixels) of a
+    ``(C, H, W)`` tensor to ``(C, h, w)``; with the whole image as ``box`` it equals :func:`resize`
+    up to float rounding."""
+    x0, y0, x1, y1 = box
+    wy = _aa_weights(img.shape[-2], h, y0, y1 - y0)  # (h, H)
+    wx = _aa_weights(img.shape[-1], w, x0, x1 - x0)  # (w, W)
+    return (wy @ img.float() @ wx.T).clamp_(0.0, 1.0).contiguous()  # (C, h, w)
+
+
+def fit_reduced(decoded, size: int, channels: int, policy: str = "resize") -> torch.Tensor:
+    """:func:`fit` for a :class:`detector.decode.Decoded` picture, possibly decoded at reduced scale.
+
+    A full decode (``scale`` 1) goes through :func:`fit` unchanged. Otherwise the ``resize`` view
+    is the picture's region and the ``crop`` view the centre square of the full-size picture
+    (same integer arithmetic as :func:`fit`), both mapped into the reduced image's pixels."""
+    if decoded.scale == 1:
+        return fit(decoded.image, size, channels, policy)
+    if policy not in ("resize", "crop"):
+        raise ValueError(f"a reduced decode fits only the resize and crop policies, not {policy!r}")
+    img = to_channels(decoded.image, channels)  # (channels, h, w)
+    x0, y0, x1, y1 = decoded.box
+    if policy == "crop":
+        fw, fh = decoded.width, decoded.height
+        m = min(fw, fh)
+        top, left = (fh - m) // 2, (fw - m) // 2
+        sx, sy = (x1 - x0) / fw, (y1 - y0) / fh
+        x0, y0, x1, y1 = x0 + left * sx, y0 + top * sy, x0 + (left + m) * sx, y0 + (top + m) * sy
+    return resize_box(img, size, size, (x0, y0, x1, y1))
 
 
 def tile_grid(h: int, w: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:

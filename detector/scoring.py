@@ -17,10 +17,41 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .artifact import Detector, aggregate
-from .preprocess import model_inputs
+from .artifact import Detector, DetectorSpec, aggregate
+from .decode import DEFAULT_MAX_PIXELS, read_image, read_image_reduced
+from .preprocess import fit_reduced, model_inputs, reduced_side
 
-__all__ = ["ImageScore", "Scorer", "score_images"]
+__all__ = ["ImageScore", "FileInputs", "Scorer", "file_inputs", "score_images"]
+
+
+@dataclass(frozen=True)
+class FileInputs:
+    """An image file turned into the model's inputs (what a scan row reports beside its score)."""
+
+    inputs: torch.Tensor                           # (N, C, S, S) in [0, 1]
+    corners: list[tuple[int, int]] | None          # top-left (y, x) of each tile, when tiling
+    policy: str                                    # resize, crop, tile or tile(scaled F)
+    width: int                                     # the decoded image's size (after EXIF orientation)
+    height: int
+
+
+def file_inputs(path: str, spec: DetectorSpec, max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_tiles: int | None = None) -> FileInputs:
+    """THE path from an image file to model inputs: every file-scoring caller (scan, the Python API,
+    the service's ``--allow-dir``) goes through here, so a file scores the same everywhere.
+
+    Under ``resize`` / ``crop`` a JPEG is decoded only as large as the policy needs (the decoder's
+    DCT-domain reduced decoding, :mod:`detector.reduced`; issue 17: 2.3x faster on multi-megapixel
+    photo folders, scores within 0.01 of a full decode, tests/test_reduced.py). Tiles need every
+    native pixel, so the tile policy always decodes in full. Raises ``UnreadableImage``."""
+    s = spec
+    if s.policy != "tile":
+        d = read_image_reduced(path, s.channels, max_pixels, min_side=reduced_side(s.input_size))
+        x = fit_reduced(d, s.input_size, s.channels, s.policy).unsqueeze(0)  # (1, C, S, S)
+        return FileInputs(x, None, s.policy, d.width, d.height)
+    img = read_image(path, channels=s.channels, max_pixels=max_pixels)  # (C, H, W)
+    x, corners, policy = model_inputs(img, s.input_size, s.channels, s.policy, max_tiles)
+    return FileInputs(x, corners, policy, img.shape[-1], img.shape[-2])
 
 
 @dataclass
@@ -52,6 +83,10 @@ class Scorer:
         """``(C, H, W)`` in [0, 1] -> ``(inputs (N, C, S, S), corners, policy)``; see ``model_inputs``."""
         s = self.det.spec
         return model_inputs(img, s.input_size, s.channels, self.policy, self.max_tiles)
+
+    def prepare_file(self, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileInputs:
+        """An image file -> its model inputs (see :func:`file_inputs`; the artifact's own policy)."""
+        return file_inputs(path, self.det.spec, max_pixels, self.max_tiles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, S, S)`` model inputs -> ``(N,)`` float64 scores, at most ``batch_inputs`` per pass."""

@@ -20,9 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 from .. import files as files_  # looked up at call time: tests hook the walker (test_reliability)
 from ..artifact import Detector, DetectorSpec
 from ..atomic import write_text
-from ..decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, UnreadableImage, display_path, read_image
-from ..preprocess import model_inputs
-from ..scoring import Scorer
+from ..decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, UnreadableImage, display_path
+from ..scoring import Scorer, file_inputs
 from .formats import ScanOutputError, _Format, format_for, write_all
 
 __all__ = ["ScanConfig", "ScanResult", "scan_local"]
@@ -105,10 +104,8 @@ class _Files(Dataset):
         s = self.spec
         try:
             self._check(path)
-            img = read_image(path, channels=s.channels, max_pixels=self.max_pixels)
-            _, h, w = img.shape
-            x, _, policy = model_inputs(img, s.input_size, s.channels, s.policy, self.max_tiles)
-            return i, x, len(x), w, h, policy, ""
+            f = file_inputs(path, s, self.max_pixels, self.max_tiles)
+            return i, f.inputs, len(f.inputs), f.width, f.height, f.policy, ""
         except UnreadableImage as e:
             return i, None, 0, None, None, s.policy, e.reason
         except Exception as e:  # noqa: BLE001 - one hostile file must never stop the scan

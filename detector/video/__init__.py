@@ -16,7 +16,7 @@ from __future__ import annotations
 from .aggregate import VIDEO_COLUMNS, VideoResult, video_stats
 from .analyze import analyze_video, analyze_videos
 from .config import VIDEO_AGGREGATES, VideoConfig
-from .faces import detect_faces, face_crop_box
+from .faces import FACE_SEARCH_SIDE, detect_faces, face_crop_box
 from .outputs import FRAME_COLUMNS
 from .read import (DEFAULT_MAX_PIXELS, Frame, StreamStats, VideoError, VideoInfo, bgr_to_tensor, count_frames,
                    list_videos, probe, quiet_native_logs, stream_frames)
@@ -45,6 +45,7 @@ __all__ = [
     "bgr_to_tensor",
     "quiet_native_logs",
     "face_crop_box",
+    "FACE_SEARCH_SIDE",
     "detect_faces",
     "FrameScorer",
     "video_stats",

@@ -201,6 +201,11 @@ def stream_frames(path: str | os.PathLike, want: Callable[[int, float], bool], *
 
 
 def bgr_to_tensor(bgr: np.ndarray, channels: int) -> torch.Tensor:
-    """An OpenCV ``(H, W, 3)`` uint8 BGR frame -> ``(channels, H, W)`` float32 RGB in [0, 1]."""
-    rgb = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1).float().div_(255.0)
-    return to_channels(rgb, channels)  # (C, H, W)
+    """An OpenCV ``(H, W, 3)`` uint8 BGR frame -> ``(channels, H, W)`` float32 RGB in [0, 1].
+
+    Swaps channels with OpenCV and makes planes in uint8 before the float conversion: the same values
+    as reversing the channels with NumPy, at about half the cost (issue 17's profile of 1080p footage)."""
+    import cv2
+
+    planes = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).contiguous()  # (3, H, W) uint8
+    return to_channels(planes.float().div_(255.0), channels)  # (C, H, W)

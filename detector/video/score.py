@@ -56,14 +56,14 @@ class FrameScorer:
 
     def _regions(self, frame: Frame) -> tuple[list[torch.Tensor], list[tuple[int, int, int, int]]]:
         """The images to score in one frame (face crops, or the whole frame to tile) and the face boxes."""
-        img = bgr_to_tensor(frame.image, self.det.spec.channels)  # (C, H, W)
+        channels = self.det.spec.channels
         if not self.cfg.faces:
-            return [img], []
-        _, h, w = img.shape
+            return [bgr_to_tensor(frame.image, channels)], []  # (C, H, W)
+        h, w = frame.image.shape[:2]
         crops, boxes = [], []
         for (fx, fy, fw, fh) in faces_.detect_faces(frame.image, self.cfg.min_face):
             y0, x0, s, _ = faces_.face_crop_box(fx, fy, fw, fh, w, h, self.cfg.margin)
-            crops.append(img[:, y0:y0 + s, x0:x0 + s])
+            crops.append(bgr_to_tensor(frame.image[y0:y0 + s, x0:x0 + s], channels))  # only the crop is converted
             boxes.append((y0, x0, s, s))
         return crops, boxes
 
