@@ -156,8 +156,9 @@ class Progress:
             dt = time.monotonic() - self._t0
             done = self.total is None or self.n >= self.total
             rate = (self.n - self._n0) / dt if dt > 0 else float("inf")
+            speed = f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
             self._line(f"{self._count()} {'done' if done else 'stopped'} in {_secs(dt)}"
-                       + (f" ({rate:.3g} {self.unit}/s)" if self.n > self._n0 and dt > 0 else ""), post=True)
+                       + (f" ({speed} {self.unit}/s)" if self.n > self._n0 and dt > 0 else ""), post=True)
 
     # ---------------------------------------------------------------- log lines
     def _count(self) -> str:
