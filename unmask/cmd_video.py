@@ -77,7 +77,7 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
                       max_pixels=max_pixels, time_limit=time_limit, progress=not quiet, device=device)
     from detector.video import analyze_videos
 
-    def report(r) -> None:
+    def show(r) -> None:
         if r.status == "error":
             line = f"ERROR   {r.video}: {r.error}"
         else:
@@ -90,7 +90,7 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
     click.echo(f"{len(files)} video(s), sampling: {cfg.sampling}, scoring: "
                f"{'faces (margin x%g)' % margin if faces else 'tiles of %dpx' % det.spec.input_size}, "
                f"threshold {det.spec.threshold:.3f}", err=True)
-    results = analyze_videos(files, det, cfg, out_dir, on_result=report)
+    results = analyze_videos(files, det, cfg, out_dir, on_result=show)
     bad = sum(r.status != "ok" for r in results)
     fake = sum(r.verdict == "fake" for r in results)
     click.echo(f"{len(results)} video(s): {fake} fake, {sum(r.verdict == 'real' for r in results)} real, "
