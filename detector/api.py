@@ -52,13 +52,14 @@ def iter_scores(detector: Detector, x: ImageInput, *, batch_size: int = BATCH_SI
     return _stream(Scorer(detector, max_tiles=MAX_TILES), items, batch_size, max_pixels)
 
 
-def score(detector: Detector, x: ImageInput, **kw) -> Predictions:
+def score(detector: Detector, x: ImageInput, *, batch_size: int = BATCH_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS,
+          extensions: Iterable[str] | None = IMAGE_EXTENSIONS) -> Predictions:
     """All of :func:`iter_scores` at once, as a :class:`Predictions` sequence (same keywords).
 
     >>> det.score(["a.png", Image.open("b.jpg"), np.zeros((64, 64, 3), np.uint8)]).scores  # doctest: +SKIP
     array([0.012, 0.931, 0.004])
     """
-    return Predictions(iter_scores(detector, x, **kw))
+    return Predictions(iter_scores(detector, x, batch_size=batch_size, max_pixels=max_pixels, extensions=extensions))
 
 
 def _stream(scorer: Scorer, items: Iterator[Item], batch_size: int, max_pixels: int) -> Iterator[Prediction]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, overload
 
 import numpy as np
+
+if TYPE_CHECKING:  # optional: imported by to_pandas() only
+    import pandas
 
 __all__ = ["Prediction", "Predictions"]
 
@@ -123,7 +126,7 @@ class Predictions(Sequence[Prediction]):
         """One flat dict per image (:meth:`Prediction.to_record`), JSON-ready."""
         return [p.to_record() for p in self._items]
 
-    def to_pandas(self):
+    def to_pandas(self) -> "pandas.DataFrame":
         """A ``pandas.DataFrame`` with one row per image (pandas is optional: imported here, only)."""
         try:
             import pandas as pd
