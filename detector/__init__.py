@@ -1,10 +1,17 @@
 """unmask's detector: a real-vs-fake classifier that stands alone.
 
-``import detector; d = detector.load(DIR); d.score_image(img)`` is the runtime: the network, the
-artifact, decoding, preprocessing, the one folder walker and the one scoring engine. It imports
-neither ``gan`` nor ``eval``, and loads neither OpenCV, scikit-learn, matplotlib nor the training
-stack (``detector.train``); ``detector.scan``, ``detector.video``, ``detector.data`` and
-``detector.export`` are imported when used (the names below that live there load them lazily).
+``import detector; det = detector.load(DIR); det.score(x)`` is the runtime: ``x`` is a path, a
+folder, a PIL image, a NumPy array, a torch tensor, a batch or a list of them, and the result is one
+typed :class:`Prediction` per image (docs/python.md). ``__all__`` is that runtime: loading, scoring
+and its results, decoding, the folder walker and the scoring engine (export: ``detector.export.export``,
+imported on first use, like ``detector.ExportResult``). Training
+lives in its own namespace, ``detector.train`` (hardening, retraining, calibration); ``detector.scan``,
+``detector.video``, ``detector.data`` and ``detector.export`` are imported when used.
+
+The runtime imports neither ``gan`` nor ``eval``, and loads neither OpenCV, scikit-learn, matplotlib
+nor the training stack. Names that used to be re-exported here (the network registry, the
+preprocessing functions, the dataset helpers) still resolve, for existing code, but are not part of
+the public surface.
 """
 from __future__ import annotations
 
@@ -12,51 +19,45 @@ import importlib
 
 __version__ = "0.1.0"  # before the submodules: artifact.py stamps it into detector.json
 
-from .artifact import AGGREGATES, ArtifactError, Detector, DetectorSpec, aggregate, load
-from .decode import IMAGE_EXTENSIONS, UnreadableImage, decode_bytes, display_path, read_image, to_channels
+from .artifact import ArtifactError, Detector, DetectorSpec, load
+from .decode import IMAGE_EXTENSIONS, UnreadableImage, decode_bytes, from_pil, read_image
 from .device import resolve_device
-from .files import FAKE_DIRS, REAL_DIRS, VIDEO_EXTENSIONS, folder_label, list_files
-from .nets import NETWORKS, ConvDiscriminator, create_network
-from .preprocess import POLICIES, fit, model_inputs, normalize, tiles
-from .registry import Registry
+from .files import list_files
+from .predictions import Prediction, Predictions
 from .scoring import ImageScore, Scorer, score_images
 
 __all__ = [
     "__version__",
-    "AGGREGATES",
-    "ArtifactError",
+    # load and score (docs/python.md)
+    "load",
     "Detector",
     "DetectorSpec",
-    "aggregate",
-    "load",
-    "IMAGE_EXTENSIONS",
-    "UnreadableImage",
-    "decode_bytes",
-    "display_path",
+    "ArtifactError",
+    "Prediction",
+    "Predictions",
+    # decoding
     "read_image",
-    "to_channels",
-    "resolve_device",
-    "FAKE_DIRS",
-    "REAL_DIRS",
-    "VIDEO_EXTENSIONS",
-    "folder_label",
+    "decode_bytes",
+    "from_pil",
+    "UnreadableImage",
+    "IMAGE_EXTENSIONS",
+    # folders, devices, the scoring engine
     "list_files",
-    "NETWORKS",
-    "ConvDiscriminator",
-    "create_network",
-    "POLICIES",
-    "fit",
-    "model_inputs",
-    "normalize",
-    "tiles",
-    "Registry",
-    "ImageScore",
+    "resolve_device",
     "Scorer",
+    "ImageScore",
     "score_images",
 ]
 
-# Old top-level names whose modules are not part of the runtime: imported on first use.
+# Names outside the public surface that older code imports from here: resolved on first use.
 _LAZY = {
+    # runtime helpers (their modules are loaded already)
+    "AGGREGATES": "artifact", "aggregate": "artifact", "display_path": "decode", "to_channels": "decode",
+    "FAKE_DIRS": "files", "REAL_DIRS": "files", "VIDEO_EXTENSIONS": "files", "folder_label": "files",
+    "NETWORKS": "nets", "ConvDiscriminator": "nets", "create_network": "nets", "POLICIES": "preprocess",
+    "fit": "preprocess", "model_inputs": "preprocess", "normalize": "preprocess", "tiles": "preprocess",
+    "Registry": "registry",
+    # modules that are not part of the runtime
     "FASHION_MNIST_CLASSES": "data", "FolderSource": "data", "ImageSource": "data", "LabelledImages": "data",
     "TensorSource": "data", "list_images": "data", "load_fashion_mnist": "data", "open_source": "data",
     "ExportResult": "export", "ScanConfig": "scan", "ScanResult": "scan",

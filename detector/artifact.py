@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -23,6 +23,10 @@ from .device import autocast, resolve_device
 from .atomic import save_safetensors, write_json
 from .nets import NETWORKS
 from .preprocess import POLICIES, model_inputs, normalize
+
+if TYPE_CHECKING:  # the Python API's types; its modules import this one
+    from .inputs import ImageInput
+    from .predictions import Prediction, Predictions
 
 __all__ = ["FORMAT_VERSION", "AGGREGATES", "DetectorSpec", "Detector", "ArtifactError", "load", "aggregate",
            "spec_for_network", "MAX_INPUT_SIZE", "MAX_PARAMETERS"]
@@ -168,7 +172,13 @@ def aggregate(scores: torch.Tensor, how: str = "max", topk: int = 3) -> float:
 class Detector:
     """A network plus the spec that says how to feed it and read its output.
 
-    ``score*`` methods return the calibrated probability that an image is fake.
+    :meth:`score` takes what people hold (paths, folders, PIL images, arrays, tensors, lists) and
+    returns typed predictions; the lower-level ``score_*`` methods return the calibrated probability
+    that an already decoded image is fake.
+
+    >>> det = detector.load("runs/demo/detector")          # doctest: +SKIP
+    >>> det.score("photo.jpg")[0].label                     # doctest: +SKIP
+    'real'
     """
 
     def __init__(self, net: nn.Module, spec: DetectorSpec, device: str | torch.device = "cpu") -> None:
@@ -208,6 +218,27 @@ class Detector:
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "Detector":
         return load(directory, device)
+
+    # ------------------------------------------------------------ the Python API (detector.api)
+    def score(self, x: "ImageInput", *, batch_size: int = 64) -> "Predictions":
+        """Score a path, folder, PIL image, array, tensor, batch, or a list of these: one
+        :class:`~detector.predictions.Prediction` per image, in order (see :mod:`detector.api`).
+
+        >>> det.score(["a.png", Image.open("b.png"), np.zeros((28, 28), np.uint8)]).labels  # doctest: +SKIP
+        ['real', 'fake', 'real']
+        """
+        from .api import score
+
+        return score(self, x, batch_size=batch_size)
+
+    def iter_scores(self, x: "ImageInput", *, batch_size: int = 64) -> Iterator["Prediction"]:
+        """:meth:`score` as a stream: predictions come as each batch is scored; memory stays flat.
+
+        >>> flagged = [p.source for p in det.iter_scores("photos/") if p.label == "fake"]  # doctest: +SKIP
+        """
+        from .api import iter_scores
+
+        return iter_scores(self, x, batch_size=batch_size)
 
     # ------------------------------------------------------------ inference
     def preprocess(self, img: torch.Tensor, max_tiles: int | None = None
@@ -267,7 +298,12 @@ class Detector:
 
 
 def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Detector:
-    """Rebuild a :class:`Detector` from ``directory``; raise :class:`ArtifactError` on any problem."""
+    """Rebuild a :class:`Detector` from ``directory``; raise :class:`ArtifactError` on any problem.
+
+    >>> det = detector.load("runs/demo/detector")   # doctest: +SKIP
+    >>> det.spec.threshold, det.spec.policy          # doctest: +SKIP
+    (0.0383, 'resize')
+    """
     d = Path(directory)
     if not d.is_dir():
         raise ArtifactError(f"{d}: not a detector directory (expected {CONFIG} and {WEIGHTS} inside)")

@@ -36,6 +36,7 @@ __all__ = [
     "read_image_reduced",
     "Decoded",
     "decode_bytes",
+    "from_pil",
     "to_channels",
     "IMAGE_EXTENSIONS",
     "SUPPORTED_FORMATS",
@@ -116,7 +117,8 @@ def read_image(
 
     ``min_side``: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale as long as both sides stay
     ``>= min_side`` (the result is then smaller than the file's size; see :func:`read_image_reduced`
-    for the full size and geometry). ``None`` (the default): always the full size."""
+    for the full size and geometry). ``None`` (the default): always the full size.
+    Example: ``det.score_image(read_image("a.png", channels=det.spec.channels))``."""
     return read_image_reduced(path, channels, max_pixels, max_bytes, min_side=min_side).image
 
 
@@ -205,6 +207,25 @@ def decode_bytes(
     ``min_side`` as in :func:`read_image`.
     """
     return _decode(data, channels, max_pixels, name, min_side).image
+
+
+def from_pil(img: Image.Image, channels: int = 3) -> torch.Tensor:
+    """A Pillow image already in memory -> ``(channels, H, W)`` float32 in [0, 1], by the conversion a
+    file gets (EXIF orientation, palette, 16-bit, alpha on white): ``from_pil(Image.open(p))`` equals
+    ``read_image(p)``. Example: ``from_pil(Image.new("RGB", (4, 2))).shape == (3, 2, 4)``."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, not {channels}")
+    if min(img.size) < 1:
+        raise UnreadableImage("<PIL image>", f"image has zero size ({img.size[0]}x{img.size[1]})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            arr = _to_float_array(ImageOps.exif_transpose(img))
+        except UnreadableImage as e:
+            raise UnreadableImage("<PIL image>", e.reason) from None
+    if not np.isfinite(arr).all():
+        raise UnreadableImage("<PIL image>", "image contains non-finite (NaN or infinite) values")
+    return to_channels(torch.from_numpy(arr), channels)
 
 
 def _decode(data: bytes, channels: int, max_pixels: int, name, min_side: int | None) -> Decoded:

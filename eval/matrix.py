@@ -19,11 +19,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from detector.artifact import Detector, spec_for_network
 from detector.nets import create_network
 from detector.preprocess import fit
+from detector.progress import track
 from detector.train.loop import fit_bce
 from detector.train.metrics import accuracy, auc, pair
 from detector.train.splits import split_train_test
@@ -75,7 +75,7 @@ def cross_generator_matrix(real_train: Sequence[torch.Tensor], real_test: Sequen
     xr = _stack(real_train, size, channels)
     aucs = [[0.0] * len(names) for _ in names]
     accs = [[0.0] * len(names) for _ in names]
-    for i, a in enumerate(tqdm(names, desc="matrix", disable=not progress, leave=False)):
+    for i, a in enumerate(track(names, desc="matrix", leave=False, enabled=progress)):
         det = fit_detector(xr, _stack(fakes[a][0], size, channels))
         thr = det.spec.threshold
         sr = score_images(det, list(real_test))

@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from detector.progress import track
 from detector.registry import Registry
 from detector.train.degrade import add_noise, gaussian_blur, jpeg, rescale, torch_generator
 
@@ -115,7 +115,7 @@ def evaluate_robustness(score: Callable[[Sequence[torch.Tensor]], np.ndarray], r
     else:
         clean_real, clean_fakes = clean_scores
     rows = [_row("clean", clean_real, clean_fakes, threshold, clean_real, clean_fakes)]
-    for j, p in enumerate(tqdm(perturbations, desc="robustness", disable=not progress, leave=False)):
+    for j, p in enumerate(track(perturbations, desc="robustness", leave=False, enabled=progress)):
         # a distinct, fixed seed per perturbation and per set keeps every run reproducible
         r = score(perturb(p, real, seed + 1000 * j))
         f = {k: score(perturb(p, v, seed + 1000 * j + 1 + i)) for i, (k, v) in enumerate(fakes.items())}

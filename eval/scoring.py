@@ -15,11 +15,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from detector.artifact import Detector
 from detector.decode import UnreadableImage, read_image
 from detector.files import FAKE_DIRS, folder_label, list_files
+from detector.progress import track
 from detector.scoring import Scorer
 
 __all__ = ["ScoredSet", "Unreadable", "LoadedSets", "load_folder", "load_eval_sets", "score_images", "scorer"]
@@ -66,7 +66,7 @@ def load_folder(paths: Sequence[str | os.PathLike], channels: int, progress: boo
     bad: list[Unreadable] = []
     scores: list[float] = []
     pending: list[torch.Tensor] = []
-    for f in tqdm(files, desc=desc, disable=not progress, leave=False):
+    for f in track(files, desc=desc, unit="file", leave=False, enabled=progress):
         try:
             im = read_image(f, channels=channels)
         except UnreadableImage as e:
@@ -152,7 +152,7 @@ def load_eval_sets(real: Sequence[str | os.PathLike] = (), fake: Sequence[str | 
 def score_images(det: Detector, images: Sequence[torch.Tensor], batch_size: int = 256, progress: bool = False,
                  desc: str = "scoring") -> np.ndarray:
     """P(fake) per image, equal to ``det.score_image(img)``; at most ``batch_size`` model inputs per pass."""
-    it = tqdm(images, desc=desc, disable=not progress, leave=False)
+    it = track(images, desc=desc, unit="image", leave=False, enabled=progress)
     return np.asarray([r.score for r in Scorer(det, batch_size).score_images(it)], dtype=np.float64)
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from detector.device import resolve_device
+from detector.progress import track
 
 from .data import load_data
 from .losses import create_loss
@@ -60,7 +59,7 @@ def continue_training(run_dir: str | os.PathLike, discriminator: nn.Module, step
     marks = {round(steps * (i + 1) / snapshots) for i in range(snapshots)}
     out: list[Snapshot] = []
     try:
-        for k in tqdm(range(1, steps + 1), desc=f"gan {tag}", file=sys.stderr, disable=not progress):
+        for k in track(range(1, steps + 1), desc=f"gan {tag}", unit="step", enabled=progress):
             z = torch.randn(c.batch_size, c.z_dim, generator=rng).to(dev)
             fake = G(z)
             loss_g = loss.g_loss(discriminator(fake.to(d_dev)))

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from detector import distributed as dist_
 from detector.atomic import save_safetensors, torch_save
 from detector.device import amp_enabled, autocast, resolve_device, to_channels_last
 from detector.nets import create_network
+from detector.progress import Progress
 
 from .config import GanConfig
 from .data import TrainData, epoch_permutation, load_data
@@ -305,9 +304,8 @@ class Trainer:
         every = (c.quality_every if c.quality_every != 0 else per_epoch, c.sample_every or per_epoch)
         snapshots: list[Snapshot] = []
         t0 = time.perf_counter()
-        bar = tqdm(total=c.steps, initial=self.step, desc="gan", file=sys.stderr, disable=not (c.progress and main),
-                   dynamic_ncols=True, leave=True)
-        log = (lambda m: tqdm.write(m, file=sys.stderr)) if main else (lambda m: None)
+        bar = Progress(total=c.steps, initial=self.step, desc="gan", unit="step", enabled=c.progress and main)
+        log = bar.write if main else (lambda m: None)
         perm_epoch, perm = -1, None
         self.G_train.train()
         self.D_train.train()

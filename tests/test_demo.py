@@ -50,3 +50,12 @@ def test_quick_demo_end_to_end(tmp_path):
     assert 0 <= summary["fpr_real"] < 0.1
     # 7: three-line summary
     assert "AUC on its own generator (dcgan)" in text and "false-positive rate on" in text
+    # the output is a log (CliRunner's streams are no terminal, like `make demo > log 2>&1`): every
+    # progress task is a start line, a line per quarter and an end line; no carriage-return redraws
+    lines = text.splitlines()
+    assert "\r" not in text and len(lines) < 200, len(lines)
+    for task in ("gan: 0/150 step", "gan: 0/100 step", "harden: 0/150 step", "real: 0/150 file", "scan: 0/80 file",
+                 "clean.avi: 0/24 frame", "harden: 0/60 step"):
+        assert task in lines, task
+    ends = [ln for ln in lines if " done in " in ln]
+    assert len(ends) >= 10 and ends[0].startswith("gan: 150/150 step done in ")

@@ -35,15 +35,18 @@ def report(folders, tiny_detector, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     res = CliRunner().invoke(main, ["eval", "--detector", str(tiny_detector), "--real", str(folders / "real"),
                                     "--fake", str(folders / "gen_a"), "--fake", str(folders / "gen_b"),
-                                    "--out", str(out), "--bootstrap", "200", "--baselines", "--robustness"])
+                                    "--out", str(out), "--bootstrap", "200", "--baselines", "--robustness", "--json"])
     return res, out
 
 
 def test_eval_cli_writes_metrics_json(report, tiny_detector, folders):
     res, out = report
     assert res.exit_code == 1, res.output  # one unreadable file: done, with exit code 1
-    assert "zz_broken.png" in res.output and "report:" in res.output
+    assert "zz_broken.png" in res.stderr and "report:" in res.stderr   # under --json, result lines on stderr
     m = json.loads((out / "metrics.json").read_text())
+    summary = json.loads(res.stdout)                                   # and one JSON object on stdout
+    assert summary["command"] == "eval" and summary["report"] == str(out / "index.html")
+    assert summary["overall"]["auc"] == pytest.approx(m["overall"]["auc"]) and summary["unreadable"]
     keys = {"auc", "ap", "eer", "accuracy", "real_accuracy", "fake_accuracy", "tpr_at_fpr_1pct", "n_real", "n_fake"}
     assert keys <= set(m["overall"])
     assert set(m["per_fake_set"]) == {"gen_a", "gen_b"}

@@ -55,8 +55,10 @@ def test_cli_harden_from_gan_run_with_rounds_and_resume(gan_run, tmp_path):
         save_png(torch.rand(1, 28, 28), extra / f"{i}.png")
     (extra / "broken.png").write_bytes(b"")
     res0 = CliRunner().invoke(main, ["harden", str(gan_run), "--out", str(tmp_path / "d0"), "--steps", "0",
-                                     "--n-fakes", "50", "--val-fraction", "0.02", "--fakes", str(extra)])
+                                     "--n-fakes", "50", "--val-fraction", "0.02", "--fakes", str(extra), "--json"])
     assert res0.exit_code == 0, res0.output
+    summary = json.loads(res0.stdout)  # --json: the summary on stdout, the log lines on stderr
+    assert summary["command"] == "harden" and summary["steps"] == 0 and 0 <= summary["test"]["auc"] <= 1
     assert "folder:my_fakes: 30 images (1 unreadable skipped)" in res0.output
     folder_gen = detector.load(tmp_path / "d0").spec.provenance["generators"][-1]
     assert folder_gen["kind"] == "folder" and folder_gen["n_images"] == 30

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tracemalloc
 from pathlib import Path
@@ -438,8 +439,11 @@ def test_cli_video_outputs_and_exit_codes(tiny_detector, videos, bad_inputs, tmp
     assert (out / "run.json").is_file()
     # a folder with a bad file: its error row, the others scored, exit code 1
     r = runner.invoke(main, ["video", str(d / "text.mp4"), str(videos["clean"]), "--detector", str(tiny_detector),
-                             "--out", str(tmp_path / "o2"), "--quiet"])
-    assert r.exit_code == 1 and "ERROR" in r.output and "a text file" in r.output
+                             "--out", str(tmp_path / "o2"), "--quiet", "--json"])
+    assert r.exit_code == 1 and "ERROR" in r.stderr and "a text file" in r.stderr
+    summary = json.loads(r.stdout)  # --json: one object on stdout, the result lines on stderr
+    assert (summary["command"], summary["videos"], summary["errors"]) == ("video", 2, 1)
+    assert [Path(v["video"]).name for v in summary["results"]] == ["text.mp4", "clean.avi"]
     assert len(read_csv(tmp_path / "o2" / "videos.csv")) == 2
     r = runner.invoke(main, ["video", str(videos["clean"]), "--detector", str(tiny_detector), "--out",
                              str(tmp_path / "o3"), "--every", "2", "--fps", "3"])

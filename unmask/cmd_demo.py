@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from .demo import DemoConfig
+from .output import Report, jsonable, long_work
 
 
 @click.command()
@@ -14,7 +15,8 @@ from .demo import DemoConfig
 @click.option("--quick", is_flag=True, help="Tiny settings: the same stages in under 2 minutes (numbers are rough).")
 @click.option("--threads", type=click.IntRange(1, 64), default=DemoConfig.threads, show_default=True,
               help="Torch intra-op threads (1 is robust on a busy 2-core machine; 2 helps only when idle).")
-def demo(out: Path, quick: bool, threads: int) -> None:
+@long_work
+def demo(out: Path, quick: bool, threads: int, quiet: bool, report: Report) -> None:
     """Run the end-to-end story on the embedded data: train a GAN, harden its discriminator into a
     detector, export it to ONNX, evaluate it (HTML report with spectral baselines, seen and unseen
     generators), scan a mixed folder, analyse videos with spliced fakes, retrain against a new
@@ -30,4 +32,5 @@ def demo(out: Path, quick: bool, threads: int) -> None:
     from .demo import run_demo
 
     cfg = DemoConfig.quick() if quick else DemoConfig()
-    run_demo(out, replace(cfg, threads=threads), log=click.echo)
+    summary = run_demo(out, replace(cfg, threads=threads), log=report.line)
+    report.done({"command": "demo", **jsonable(summary)})

@@ -10,6 +10,7 @@ from detector.train.config import HardenConfig, RetrainConfig
 
 from .options import AMP_HELP, DEVICE_HELP, cap_threads
 from .options import device_option as _device
+from .output import Report, long_work
 
 
 def _load_detector(path: Path, device: str = "cpu"):
@@ -66,8 +67,9 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
 @click.option("--resume", is_flag=True, help="Continue an interrupted hardening from its last checkpoint.")
 @click.option("--device", default=_H.device, show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
+@long_work
 def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction, aug_scale,
-           policy, real_source, seed, rounds, gan_steps, resume, device, amp) -> None:
+           policy, real_source, seed, rounds, gan_steps, resume, device, amp, quiet: bool, report: Report) -> None:
     """Turn a GAN run's discriminator into a calibrated, hardened detector artifact.
 
     Starts from D's weights (sign flipped: score = probability of fake), fine-tunes on real
@@ -97,30 +99,34 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
                        augment=_H.augment.scaled(aug_scale), device=dev, amp=amp)
     distributed.init(resolve_device(dev))  # the one place this command joins the process group
-    log = (lambda m: click.echo(m)) if distributed.is_main() else (lambda m: None)  # noqa: E731
+    log = report.line if distributed.is_main() else (lambda m: None)  # noqa: E731
     try:
-        _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
-                target_fpr, log)
+        summary = _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume,
+                          real_source, target_fpr, log)
     except (FileNotFoundError, ZooError) as e:  # not a GAN run, or a run without a zoo / discriminator
         raise click.UsageError(str(e)) from None
     except CheckpointMismatch as e:  # resuming a checkpoint made for other inputs
         raise click.UsageError(str(e)) from None
+    if distributed.is_main():
+        report.done({"command": "harden", "detector": out, **summary})
     distributed.cleanup()
 
 
 def _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
-            target_fpr, log) -> None:
+            target_fpr, log) -> dict:
     from . import pipelines
 
     if rounds:
-        pipelines.adversarial_rounds(run, out, rounds, cfg, gan_steps=gan_steps, n_fakes=n_fakes,
-                                     fake_dirs=fake_dirs, val_fraction=val_fraction, policy=policy, resume=resume,
-                                     real_source=real_source, log=log)
-    else:
-        r = pipelines.harden_run(run, out, cfg, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
-                                 policy=policy, resume=resume, real_source=real_source, log=log)
-        log(f"test: AUC {r.test.auc:.5f}  FPR {r.test.fpr:.4f} (target {target_fpr})  TPR {r.test.tpr:.4f}"
-            f"  [{r.seconds:.0f}s]")
+        reports = pipelines.adversarial_rounds(run, out, rounds, cfg, gan_steps=gan_steps, n_fakes=n_fakes,
+                                               fake_dirs=fake_dirs, val_fraction=val_fraction, policy=policy,
+                                               resume=resume, real_source=real_source, log=log)
+        return {"rounds": reports}
+    r = pipelines.harden_run(run, out, cfg, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
+                             policy=policy, resume=resume, real_source=real_source, log=log)
+    log(f"test: AUC {r.test.auc:.5f}  FPR {r.test.fpr:.4f} (target {target_fpr})  TPR {r.test.tpr:.4f}"
+        f"  [{r.seconds:.0f}s]")
+    return {"threshold": r.threshold, "temperature": r.temperature, "val": r.val, "test": r.test, "steps": r.steps,
+            "resumed_from": r.resumed_from, "seconds": r.seconds}
 
 
 # ---------------------------------------------------------------------------- retrain

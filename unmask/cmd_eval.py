@@ -9,6 +9,7 @@ import click
 
 from .options import AMP_HELP, EXIT_UNREADABLE, cap_threads, fail
 from .options import device_option as _device
+from .output import Report, long_work
 from .pipelines import MatrixConfig
 
 # `eval-matrix`'s defaults are MatrixConfig's own. `eval`'s repeat EvalConfig's as literals (importing
@@ -45,8 +46,9 @@ def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, t
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", is_flag=True, help=AMP_HELP)
+@long_work
 def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, robustness, bootstrap, seed,
-             gallery, batch_size, device, amp) -> None:
+             gallery, batch_size, device, amp, quiet: bool, report: Report) -> None:
     """Evaluate a detector on real and fake images and write an HTML report.
 
     Every --fake folder is reported as its own generator. A folder holding real/ and fake/ (or
@@ -80,20 +82,21 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
         return
     o = rep.overall
     if o is not None:
-        click.echo(f"AUC {o.auc:.4f}" + (f" [{o.auc_ci[0]:.4f}, {o.auc_ci[1]:.4f}]" if o.auc_ci else "")
-                   + f"  AP {o.ap:.4f}  EER {o.eer:.4f}  accuracy {o.accuracy:.4f}  "
-                   f"TPR@1%FPR {o.tpr_at_fpr_1pct:.4f}  ({o.n_real} real, {o.n_fake} fake)")
+        report.line(f"AUC {o.auc:.4f}" + (f" [{o.auc_ci[0]:.4f}, {o.auc_ci[1]:.4f}]" if o.auc_ci else "")
+                    + f"  AP {o.ap:.4f}  EER {o.eer:.4f}  accuracy {o.accuracy:.4f}  "
+                    f"TPR@1%FPR {o.tpr_at_fpr_1pct:.4f}  ({o.n_real} real, {o.n_fake} fake)")
         for k, m in rep.per_fake_set.items():
-            click.echo(f"  {k}: AUC {m.auc:.4f}  accuracy {m.accuracy:.4f}  fake caught {m.fake_accuracy:.4f}")
+            report.line(f"  {k}: AUC {m.auc:.4f}  accuracy {m.accuracy:.4f}  fake caught {m.fake_accuracy:.4f}")
         for b in rep.baselines:
-            click.echo(f"  baseline {b.name}: AUC {b.overall.auc:.4f}  accuracy {b.overall.accuracy:.4f}")
+            report.line(f"  baseline {b.name}: AUC {b.overall.auc:.4f}  accuracy {b.overall.accuracy:.4f}")
     elif rep.audit is not None:
         a = rep.audit
-        click.echo(f"false-positive audit: {a.n_flagged}/{a.n_real} real images called fake "
-                   f"(FPR {a.fpr:.4f}, 95% CI [{a.ci_low:.4f}, {a.ci_high:.4f}])")
+        report.line(f"false-positive audit: {a.n_flagged}/{a.n_real} real images called fake "
+                    f"(FPR {a.fpr:.4f}, 95% CI [{a.ci_low:.4f}, {a.ci_high:.4f}])")
     for u in rep.unreadable:
         click.echo(f"unreadable: {u.path}: {u.reason}", err=True)
-    click.echo(f"report: {Path(out) / 'index.html'}")
+    report.line(f"report: {Path(out) / 'index.html'}")
+    report.done({"command": "eval", "report": Path(out) / "index.html", **rep.to_json()})
     if rep.unreadable:
         sys.exit(EXIT_UNREADABLE)
 

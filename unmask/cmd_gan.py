@@ -11,6 +11,7 @@ from gan.generators import GENERATORS
 from gan.losses import LOSSES
 
 from .options import AMP_HELP, DEVICE_HELP, fail
+from .output import Report, long_work
 
 _D = GanConfig()  # every default below is the config's own
 
@@ -61,10 +62,10 @@ def gan() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="New run directory.")
 @click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Continue this run from its last checkpoint (its config.json wins; --steps may extend it).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@long_work
 def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_dim, width, d_width, lr_g, lr_d,
               spectral_norm, r1, label_smoothing, instance_noise, spectral_loss, auto_remedy, health_every,
-              checkpoint_every, seed, device, amp, threads, out, resume, quiet) -> None:
+              checkpoint_every, seed, device, amp, threads, out, resume, quiet, report: Report) -> None:
     """Train a GAN and write a run directory (config, metrics, health.png, samples, checkpoints, zoo).
 
     Health warnings (D overpowering G, mode collapse) are printed with a remedy; --auto-remedy
@@ -124,16 +125,20 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
     if not main_rank:
         return
     q = result.quality
-    click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s "
-               f"({result.images_per_second:.0f} real images/s) -> {target}")
+    report.line(f"trained {result.steps} steps in {result.seconds:.0f} s "
+                f"({result.images_per_second:.0f} real images/s) -> {target}")
     if q is not None:
         fds = ", ".join(f"{fd:.1f}@{s}" for s, fd in result.fd_history)
-        click.echo(f"FD-FMNIST (not FID) {q.fd:.1f}  precision {q.precision:.2f}  recall {q.recall:.2f}  "
-                   f"class coverage {q.coverage:.0%}\n  FD-FMNIST by step: {fds}")
-    click.echo(f"health warnings: {len(result.warnings)}"
+        report.line(f"FD-FMNIST (not FID) {q.fd:.1f}  precision {q.precision:.2f}  recall {q.recall:.2f}  "
+                    f"class coverage {q.coverage:.0%}\n  FD-FMNIST by step: {fds}")
+    report.line(f"health warnings: {len(result.warnings)}"
                + (f" ({', '.join(sorted({w.symptom for w in result.warnings}))}); see {target}/health.png"
                   if result.warnings else "") + (f"; auto-remedies applied: {len(result.remedies)}" if result.remedies else ""))
-    click.echo(f"generator zoo: {', '.join(s.name for s in result.snapshots)}")
+    report.line(f"generator zoo: {', '.join(s.name for s in result.snapshots)}")
+    report.done({"command": "gan train", "run": target, "steps": result.steps, "seconds": result.seconds,
+                 "images_per_second": result.images_per_second, "metric": result.metric, "quality": q,
+                 "fd_history": result.fd_history, "warnings": [w.to_json() for w in result.warnings],
+                 "remedies": result.remedies, "zoo": [s.name for s in result.snapshots]})
 
 
 @gan.command("sample")

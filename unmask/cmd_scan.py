@@ -9,6 +9,7 @@ import click
 
 from .cmd_detector import _amp, _load_detector, _threads
 from .options import AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_UNREADABLE, fail
+from .output import Report, long_work
 
 __all__ = ["scan", "export"]
 
@@ -31,9 +32,9 @@ __all__ = ["scan", "export"]
 @click.option("--all-files", is_flag=True, help="Scan every file, not only image extensions.")
 @click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@long_work
 def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, resume: bool, overwrite: bool,
-         top: int, all_files: bool, device: str, amp: bool, quiet: bool) -> None:
+         top: int, all_files: bool, device: str, amp: bool, quiet: bool, report: Report) -> None:
     """Scan image files and folders (recursively) and write one row per file.
 
     Columns: path, score (calibrated probability of fake), label (real | fake | error),
@@ -83,13 +84,17 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
     if not main_rank:
         return
     rate = f", {r.files_per_s:.0f} files/s" if r.n_new else ""
-    click.echo(f"files: {r.n_files} ({r.n_new} scanned now, {r.n_resumed} from before)  flagged fake: {r.n_fake}  "
-               f"errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
+    report.line(f"files: {r.n_files} ({r.n_new} scanned now, {r.n_resumed} from before)  flagged fake: {r.n_fake}  "
+                f"errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
     if r.top:
-        click.echo(f"top {len(r.top)} most suspicious:")
+        report.line(f"top {len(r.top)} most suspicious:")
         for s, p in r.top:
-            click.echo(f"  {s:.4f}  {p}")
-    click.echo(f"results: {out}")
+            report.line(f"  {s:.4f}  {p}")
+    report.line(f"results: {out}")
+    report.done({"command": "scan", "results": out, "files": r.n_files, "scanned": r.n_new, "resumed": r.n_resumed,
+                 "fake": r.n_fake, "real": r.n_real, "errors": r.n_errors, "threshold": det.spec.threshold,
+                 "seconds": r.seconds, "files_per_s": r.files_per_s if r.n_new else None,
+                 "top": [{"score": s, "path": p} for s, p in r.top]})
     sys.exit(EXIT_UNREADABLE if r.n_errors else EXIT_OK)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .options import AMP_HELP, device_option
+from .output import Report, jsonable, long_work
 
 
 @click.command()
@@ -38,9 +39,9 @@ from .options import AMP_HELP, device_option
               help="Give up on a video after this many seconds (its row says so) [default: no limit].")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", is_flag=True, help=AMP_HELP)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@long_work
 def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, annotate, aggregate, flagged_min,
-          all_tiles, batch_size, max_pixels, time_limit, device, amp, quiet) -> None:
+          all_tiles, batch_size, max_pixels, time_limit, device, amp, quiet, report: Report) -> None:
     """Score video files (or folders of them): per-frame scores, one verdict per video.
 
     Frames are streamed (never all held). Without --faces every sampled frame is cut into tiles
@@ -76,7 +77,7 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
                       max_pixels=max_pixels, time_limit=time_limit, progress=not quiet, device=device)
     from detector.video import analyze_videos
 
-    def report(r) -> None:
+    def show(r) -> None:
         if r.status == "error":
             line = f"ERROR   {r.video}: {r.error}"
         else:
@@ -84,17 +85,21 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
             line = f"{r.verdict.upper():7s} {r.video}{score} ({r.n_frames} frames scored of {r.n_decoded} decoded)"
             if r.status == "warning":
                 line += f"\n        warning: {r.error}"
-        click.echo(line, err=False)
+        report.line(line)
 
     click.echo(f"{len(files)} video(s), sampling: {cfg.sampling}, scoring: "
                f"{'faces (margin x%g)' % margin if faces else 'tiles of %dpx' % det.spec.input_size}, "
                f"threshold {det.spec.threshold:.3f}", err=True)
-    results = analyze_videos(files, det, cfg, out_dir, on_result=report)
+    results = analyze_videos(files, det, cfg, out_dir, on_result=show)
     bad = sum(r.status != "ok" for r in results)
     fake = sum(r.verdict == "fake" for r in results)
     click.echo(f"{len(results)} video(s): {fake} fake, {sum(r.verdict == 'real' for r in results)} real, "
                f"{sum(r.status == 'error' for r in results)} error(s), "
                f"{sum(r.status == 'warning' for r in results)} warning(s) -> {out_dir}/videos.csv, frames.csv",
                err=True)
+    report.done({"command": "video", "out": out_dir, "videos": len(results), "fake": fake,
+                 "real": sum(r.verdict == "real" for r in results), "errors": sum(r.status == "error" for r in results),
+                 "warnings": sum(r.status == "warning" for r in results),
+                 "results": [{k: v for k, v in jsonable(r).items() if k != "outputs"} for r in results]})
     if bad:
         sys.exit(1)

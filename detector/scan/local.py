@@ -21,6 +21,7 @@ from .. import files as files_  # looked up at call time: tests hook the walker 
 from ..artifact import Detector, DetectorSpec
 from ..atomic import write_text
 from ..decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, UnreadableImage, display_path
+from ..progress import Progress
 from ..scoring import Scorer, file_inputs
 from .formats import ScanOutputError, _Format, format_for, write_all
 
@@ -195,8 +196,6 @@ def _rows(items, x, files: Sequence[str], scorer: Scorer, thr: float) -> list[di
 def scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str | os.PathLike,
                config: ScanConfig, log) -> ScanResult:
     """Scan ``paths`` in this process into ``out``, appending one batch of rows at a time."""
-    from tqdm import tqdm
-
     t0 = time.time()
     out = Path(out)
     fmt = format_for(out)
@@ -217,7 +216,7 @@ def scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str 
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     scorer = Scorer(detector, config.forward_chunk)
     fd = os.open(out, os.O_WRONLY | os.O_APPEND)
-    bar = tqdm(total=len(files), desc="scan", unit="file", disable=not config.progress, dynamic_ncols=True)
+    bar = Progress(total=len(files), desc="scan", unit="file", enabled=config.progress)
     try:
         for items, x in loader:
             rows = _rows(items, x, files, scorer, thr)

@@ -35,6 +35,7 @@ from .. import distributed as dist_
 from ..atomic import torch_save
 from ..device import amp_enabled, autocast, resolve_device, to_channels_last
 from ..preprocess import normalize
+from ..progress import Progress
 from .augment import augment_batch
 from .config import HardenConfig
 
@@ -68,12 +69,9 @@ def train_steps(net: nn.Module, opt: torch.optim.Optimizer, batches: BatchFn, me
                 desc: str = "train") -> float | None:
     """Steps ``start .. steps - 1`` of BCE training of ``net`` (through ``model``, its DDP wrapper
     if any) on ``batches(step)``; returns the running (exponential) mean of the loss."""
-    from tqdm import tqdm
-
     model = net if model is None else model
     net.train()
-    bar = tqdm(range(start, steps), total=steps, initial=start, desc=desc, unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = Progress(range(start, steps), total=steps, initial=start, desc=desc, unit="step", enabled=progress)
     running = None
     for step in bar:
         x, y = batches(step)

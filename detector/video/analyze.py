@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from ..artifact import Detector
 from ..atomic import atomic_open, write_json
+from ..progress import Progress
 from .aggregate import VIDEO_COLUMNS, VideoResult, video_stats
 from .config import VideoConfig
 from .outputs import FRAME_COLUMNS, Sinks, safe_id
@@ -28,10 +29,7 @@ __all__ = ["analyze_video", "analyze_videos"]
 
 
 def _progress(config: VideoConfig, total: int | None, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc[:40], unit="frame", leave=False, disable=not config.progress,
-                dynamic_ncols=True)
+    return Progress(total=total, desc=desc[:40], unit="frame", leave=False, enabled=config.progress)
 
 
 def _fail(res: VideoResult, reason: str) -> None:
