@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .domain import colourfulness
 from .reduced import content_box, draft_jpeg
 
 __all__ = [
@@ -102,6 +103,7 @@ class Decoded:
     height: int
     scale: int                              # 1 (full decode), 2, 4 or 8
     box: tuple[float, float, float, float]  # (x0, y0, x1, y1): the picture's region in ``image`` pixels
+    colour: float = 0.0                     # colourfulness before channel conversion (detector.domain)
 
 
 def read_image(
@@ -269,10 +271,11 @@ def _decode(data: bytes, channels: int, max_pixels: int, name, min_side: int | N
             raise UnreadableImage(name, f"corrupt image data ({fmt}): {msg}") from None
     if not np.isfinite(arr).all():
         raise UnreadableImage(name, "image contains non-finite (NaN or infinite) values")
+    colour = colourfulness(torch.from_numpy(arr))  # a strided sample: cheap whatever the size
     image = to_channels(torch.from_numpy(arr), channels)  # (C', H, W) -> (channels, H, W)
     if full is None:  # full decode: the oriented picture is the whole image
         full, box = (image.shape[2], image.shape[1]), (0.0, 0.0, float(image.shape[2]), float(image.shape[1]))
-    return Decoded(image, full[0], full[1], scale, box)
+    return Decoded(image, full[0], full[1], scale, box, colour)
 
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),

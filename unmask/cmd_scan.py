@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from .cmd_detector import _amp, _load_detector, _threads
-from .options import AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_UNREADABLE, fail
+from .options import (AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_OUT_OF_DOMAIN, EXIT_UNREADABLE, OOD_SENTENCE, fail,
+                      out_of_domain_option)
 
 __all__ = ["scan", "export"]
 
@@ -32,13 +33,17 @@ __all__ = ["scan", "export"]
 @click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@out_of_domain_option
 def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, resume: bool, overwrite: bool,
-         top: int, all_files: bool, device: str, amp: bool, quiet: bool) -> None:
+         top: int, all_files: bool, device: str, amp: bool, quiet: bool, out_of_domain: str) -> None:
     """Scan image files and folders (recursively) and write one row per file.
 
-    Columns: path, score (calibrated probability of fake), label (real | fake | error),
-    threshold, error (the reason a file could not be read), policy (resize / crop / tile as
-    applied), n_tiles, width, height. Unreadable files get label=error and the scan goes on.
+    Columns: path, score (calibrated probability of fake), label (real | fake | out_of_domain |
+    error), threshold (the file's own: a tiled image's is its aggregate's, at the same false-positive
+    rate), error (the reason a file could not be read), policy (resize / crop / tile as applied),
+    n_tiles, width, height, in_domain, domain_score (above 1: unlike the detector's training reals).
+    Unreadable files get label=error and the scan goes on; out-of-domain files keep their score but
+    are labelled out_of_domain and left out of --top (see --out-of-domain).
 
     \b
     Exit codes:
@@ -46,6 +51,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
       1  done, but some files were unreadable (see their error rows)
       2  usage error (bad option, missing path, invalid detector, output exists without --resume)
       3  failed (the scan could not be carried out)
+      4  done, every file read, but some lie outside the detector's domain
 
     \b
     Example:
@@ -71,7 +77,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
     try:
         cfg = ScanConfig(batch_size=batch_size, workers=workers, resume=resume, overwrite=overwrite, top=top,
                          extensions=None if all_files else ScanConfig().extensions, progress=not quiet,
-                         device=str(det.device), amp=det.amp)
+                         device=str(det.device), amp=det.amp, out_of_domain=out_of_domain)
         r = do_scan(list(paths), det, out, cfg, log=lambda m: click.echo(m, err=True))
     except (ScanOutputError, ValueError) as e:
         raise click.UsageError(str(e)) from None
@@ -83,14 +89,20 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
     if not main_rank:
         return
     rate = f", {r.files_per_s:.0f} files/s" if r.n_new else ""
+    ood = f"out of domain: {r.n_ood}  " if det.trust is not None and det.trust.domain is not None else ""
     click.echo(f"files: {r.n_files} ({r.n_new} scanned now, {r.n_resumed} from before)  flagged fake: {r.n_fake}  "
-               f"errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
+               f"{ood}errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
+    if r.n_ood:
+        click.echo(OOD_SENTENCE.format(n=r.n_ood) if out_of_domain != "score" else
+                   f"note: {r.n_ood} file(s) lie outside the detector's domain; their real/fake labels are kept "
+                   "(--out-of-domain score) but say little")
     if r.top:
-        click.echo(f"top {len(r.top)} most suspicious:")
+        click.echo(f"top {len(r.top)} most suspicious{' in-domain' if r.n_ood and out_of_domain != 'score' else ''}:")
         for s, p in r.top:
             click.echo(f"  {s:.4f}  {p}")
     click.echo(f"results: {out}")
-    sys.exit(EXIT_UNREADABLE if r.n_errors else EXIT_OK)
+    ood_exit = r.n_ood and out_of_domain != "score"
+    sys.exit(EXIT_UNREADABLE if r.n_errors else EXIT_OUT_OF_DOMAIN if ood_exit else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- export

@@ -1,0 +1,98 @@
+"""Aggregate-aware thresholds: the promised false-positive rate per image, per frame, per video.
+
+The artifact's threshold holds the target false-positive rate (FPR) for ONE model input. A verdict
+that combines many inputs (the max or top-k mean of an image's N tiles, a video's top-k mean over
+frames) would use that threshold N times: a clean frame of 16 tiles at a 1% per-tile threshold is
+flagged about 1 - 0.99^16 = 15% of the time. Hardening therefore stores the validation reals'
+logits (:mod:`detector.train.trust`), and here the threshold of each aggregate is set on them so
+that the aggregate itself is flagged at the target rate:
+
+* the max of N scores exceeds ``t`` with probability ``1 - F(t)^N``, so ``t`` is the real scores'
+  ``(1 - fpr)^(1/N)`` quantile (exact, no simulation);
+* a mean or top-k mean (of tiles, or of frames that are themselves tile aggregates) is simulated:
+  20,000 draws of the aggregate from the stored scores (bootstrap, fixed seed, so a detector always
+  gives the same thresholds), of which the ``1 - fpr`` quantile is taken.
+
+Tiles are drawn independently: for tiles of different images (a collage, the test clips) this is
+exact; for tiles of one photo, or frames of one shot, scores are correlated and the real rate is
+lower than the target (the guard errs on the side of calling real). Thresholds are cached per
+aggregate.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Tails", "DRAWS"]
+
+DRAWS = 20_000
+_SEED = 20240615
+
+
+def _agg(a: np.ndarray, how: str, k: int) -> np.ndarray:
+    """Aggregate the last axis of ``a`` (already sorted ascending when ``how`` is topk_mean)."""
+    if how == "max":
+        return a.max(-1)
+    if how == "mean":
+        return a.mean(-1)
+    if how == "topk_mean":
+        return np.sort(a, -1)[..., -min(k, a.shape[-1]):].mean(-1)
+    raise ValueError(f"unknown aggregate {how!r}")
+
+
+class Tails:
+    """Thresholds for aggregates of real scores at a target FPR, from stored validation logits."""
+
+    def __init__(self, logits: np.ndarray, temperature: float, target_fpr: float) -> None:
+        z = np.asarray(logits, dtype=np.float64).ravel()
+        if len(z) < 10 or not np.isfinite(z).all():
+            raise ValueError("tails need at least 10 finite validation logits")
+        if not 0.0 < target_fpr < 1.0:
+            raise ValueError(f"target_fpr must be in (0, 1), got {target_fpr}")
+        self.scores = np.sort(0.5 * (1.0 + np.tanh(z / (2.0 * temperature))))  # sigmoid, overflow-free
+        self.target_fpr = float(target_fpr)
+        self._cache: dict = {}
+
+    def _quantile(self, q: float) -> float:
+        return float(np.quantile(self.scores, min(max(q, 0.0), 1.0)))
+
+    def tiles(self, n: int, how: str = "max", k: int = 3) -> float:
+        """Threshold for the aggregate ``how`` of ``n`` tile scores (n = 1: one input's threshold)."""
+        key = ("tiles", n, how, k if how == "topk_mean" else 0)
+        if key not in self._cache:
+            if n <= 1 or how == "max":
+                t = self._quantile((1.0 - self.target_fpr) ** (1.0 / max(n, 1)))
+            else:
+                t = self._simulate(n, how, k, 1, "max", 1)
+            self._cache[key] = t
+        return self._cache[key]
+
+    def video(self, n_tiles: int, tile_how: str, tile_k: int, n_frames: int, how: str, k: int) -> float:
+        """Threshold for a video score: ``how`` (mean | max | topk_mean over ``k``) of ``n_frames``
+        frame scores, each the ``tile_how`` aggregate of ``n_tiles`` tile scores."""
+        if how == "max" and (n_tiles <= 1 or tile_how == "max"):
+            return self.tiles(max(n_tiles, 1) * n_frames, "max")
+        key = ("video", n_tiles, tile_how, tile_k, n_frames, how, k)
+        if key not in self._cache:
+            self._cache[key] = self._simulate(n_tiles, tile_how, tile_k, n_frames, how, k)
+        return self._cache[key]
+
+    def _simulate(self, n_tiles: int, tile_how: str, tile_k: int, n_frames: int, how: str, k: int) -> float:
+        """The ``1 - fpr`` quantile of the nested aggregate over DRAWS bootstrap draws."""
+        rng = np.random.default_rng(_SEED)
+        per_draw = max(n_tiles, 1) * n_frames
+        chunk = max(1, 4_000_000 // per_draw)  # bound memory: at most ~32 MB of draws at a time
+        out = []
+        for start in range(0, DRAWS, chunk):
+            m = min(chunk, DRAWS - start)
+            idx = rng.integers(0, len(self.scores), size=(m, n_frames, max(n_tiles, 1)))
+            frames = _agg(self.scores[idx], tile_how, tile_k) if n_tiles > 1 else self.scores[idx][..., 0]
+            out.append(_agg(frames, how, k) if n_frames > 1 else frames[..., 0])
+        v = np.concatenate(out)
+        return float(np.quantile(v, 1.0 - self.target_fpr))
+
+    @staticmethod
+    def per_input_fpr(target: float, n: int) -> float:
+        """What a plain per-input threshold gives an aggregate max of ``n``: ``1 - (1 - fpr)^n``."""
+        return 1.0 - math.pow(1.0 - target, n)
