@@ -273,13 +273,14 @@ class Detector:
             z, f = net.forward_with_features(x)
             return z.float().cpu(), f.float().cpu()
 
-    def threshold_for(self, n: int) -> float:
-        """The threshold on an image's aggregate score when it was cut into ``n`` tiles: the artifact's
-        for one input, else the aggregate's own at the same false-positive rate (:mod:`detector.tails`)."""
+    def threshold_for(self, n: int, how: str | None = None) -> float:
+        """The threshold on an image's aggregate score when it was cut into ``n`` tiles (aggregated by
+        ``how``, default the artifact's): the artifact's for one input, else the aggregate's own at the
+        same false-positive rate (:mod:`detector.tails`)."""
         tails = self.trust.tails if self.trust is not None else None
         if n <= 1 or tails is None:
             return float(self.spec.threshold)
-        return tails.tiles(n, self.spec.tile_aggregate, self.spec.tile_topk)
+        return tails.tiles(n, how or self.spec.tile_aggregate, self.spec.tile_topk)
 
     def score_batch(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, S, S)`` in [0, 1] -> calibrated probabilities of "fake" ``(B,)``."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, device_option
+from .options import AMP_HELP, EXIT_OUT_OF_DOMAIN, OOD_SENTENCE, device_option, out_of_domain_option
 
 
 @click.command()
@@ -39,15 +39,19 @@ from .options import AMP_HELP, device_option
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", is_flag=True, help=AMP_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@out_of_domain_option
 def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, annotate, aggregate, flagged_min,
-          all_tiles, batch_size, max_pixels, time_limit, device, amp, quiet) -> None:
+          all_tiles, batch_size, max_pixels, time_limit, device, amp, quiet, out_of_domain) -> None:
     """Score video files (or folders of them): per-frame scores, one verdict per video.
 
     Frames are streamed (never all held). Without --faces every sampled frame is cut into tiles
     at the detector's input size and each tile scored (frame score = the artifact's tile
     aggregate, heatmap = grid of tile scores); with --faces each detected face is cropped with a
     margin and scored. A file that cannot be scored gets an error row in videos.csv and the
-    others go on (exit code 1).
+    others go on (exit code 1). Frame and video thresholds are the aggregates' own, set so that
+    clean frames and clean videos are flagged at the detector's false-positive rate. A video whose
+    frames are mostly unlike the detector's training reals gets the verdict out_of_domain
+    (exit code 4 when no video failed; --out-of-domain score keeps its real/fake verdict).
 
     \b
     Example:
@@ -73,7 +77,8 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
         raise click.UsageError("no video files found in " + ", ".join(map(str, paths)))
     cfg = VideoConfig(every=every, fps=rate, frames=frames, faces=faces, margin=margin, aggregate=aggregate,
                       flagged_min=flagged_min, batch_size=batch_size, annotate=annotate, all_tiles=all_tiles,
-                      max_pixels=max_pixels, time_limit=time_limit, progress=not quiet, device=device)
+                      max_pixels=max_pixels, time_limit=time_limit, progress=not quiet, device=device,
+                      out_of_domain=out_of_domain)
     from detector.video import analyze_videos
 
     def report(r) -> None:
@@ -92,9 +97,14 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
     results = analyze_videos(files, det, cfg, out_dir, on_result=report)
     bad = sum(r.status != "ok" for r in results)
     fake = sum(r.verdict == "fake" for r in results)
+    ood = sum(r.verdict == "out_of_domain" for r in results)
     click.echo(f"{len(results)} video(s): {fake} fake, {sum(r.verdict == 'real' for r in results)} real, "
-               f"{sum(r.status == 'error' for r in results)} error(s), "
+               f"{ood} out of domain, {sum(r.status == 'error' for r in results)} error(s), "
                f"{sum(r.status == 'warning' for r in results)} warning(s) -> {out_dir}/videos.csv, frames.csv",
                err=True)
+    if ood:
+        click.echo(OOD_SENTENCE.format(n=ood), err=True)
     if bad:
         sys.exit(1)
+    if ood:
+        sys.exit(EXIT_OUT_OF_DOMAIN)
