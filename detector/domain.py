@@ -40,6 +40,10 @@ COLOUR_MARGIN = 0.03
 SIZE_FACTOR = 4.0
 #: The feature-distance threshold passes this share of validation reals.
 QUANTILE = 0.99
+#: An input's intensity standard deviation above this is "textured" (not a flat patch).
+TEXTURE = 0.05
+#: Grey textured inputs are foreign to a detector whose training reals held fewer than this share of them.
+RARE = 0.02
 _SAMPLE = 96  # colourfulness is measured on about this many pixels per side
 
 
@@ -79,7 +83,7 @@ class DomainModel:
     """The fitted domain (JSON scalars + two arrays); see the module docstring for the checks."""
 
     colour_hi: float | None          # an input more colourful than this is foreign (None: no limit)
-    colour_lo: float | None          # an input greyer than this is foreign (None: grey inputs allowed)
+    colour_lo: float | None          # a textured input greyer than this is foreign (None: grey inputs allowed)
     side_lo: float | None            # original sides outside [side_lo, side_hi] are foreign (None: unknown)
     side_hi: float | None
     threshold: float                 # feature distance passing QUANTILE of validation reals
@@ -97,24 +101,25 @@ class DomainModel:
         m2 = ((d @ self.precision) * d).sum(1).clamp_(min=0)
         return m2.sqrt_() / self.threshold
 
-    def pre_score(self, st: ImageStats | None, tiled: bool) -> float:
-        """The pre-network ratio of one image (0 when nothing is known; above 1 = foreign)."""
+    def pre_score(self, st: ImageStats | None, tiled: bool, spread: float = 0.0) -> float:
+        """The pre-network ratio of one image (0 when nothing is known; above 1 = foreign); ``spread``
+        is the intensity standard deviation of its model inputs."""
         if st is None:
             return 0.0
         r = 0.0
         if self.colour_hi is not None:
             r = max(r, st.colour / self.colour_hi)
-        if self.colour_lo is not None and st.colour < self.colour_lo:
+        if self.colour_lo is not None and st.colour < self.colour_lo and spread > TEXTURE:
             r = max(r, 2.0 * self.colour_lo / (st.colour + self.colour_lo))  # in (1, 2]
         if not tiled and self.side_lo is not None and self.side_hi is not None:
             lo, hi = min(st.width, st.height), max(st.width, st.height)
             r = max(r, hi / (self.side_hi * SIZE_FACTOR), self.side_lo / (SIZE_FACTOR * max(lo, 1)))
         return r
 
-    def image_score(self, tile_ratios: torch.Tensor, st: ImageStats | None, tiled: bool) -> float:
+    def image_score(self, tile_ratios: torch.Tensor, st: ImageStats | None, tiled: bool, spread: float = 0.0) -> float:
         """One image's ``domain_score``: its tiles' median feature ratio or its pre-network ratio."""
         feat = float(tile_ratios.median()) if len(tile_ratios) > 1 else float(tile_ratios[0])
-        return max(feat, self.pre_score(st, tiled))
+        return max(feat, self.pre_score(st, tiled, spread))
 
     # ------------------------------------------------------------ persistence
     def to_json(self) -> dict:
@@ -151,11 +156,13 @@ class DomainModel:
                    n_train=int(obj.get("n_train", 0)), n_val=int(obj.get("n_val", 0)), mean=mean, precision=prec)
 
 
-def _limits(train_colour: np.ndarray, sides: np.ndarray | None) -> dict:
-    """The pre-network limits from the training reals' colourfulness and original sides ``(N, 2)``."""
-    grey_share = float((train_colour < GREY_LEVEL).mean()) if len(train_colour) else 1.0
+def _limits(train_colour: np.ndarray, spread: np.ndarray, sides: np.ndarray | None) -> dict:
+    """The pre-network limits from the training reals' colourfulness, intensity spread and original
+    sides ``(N, 2)``. Grey textured images are foreign only where they were rare in training: flat
+    grey patches (sky, a white background) are common in colour photos, grey pictures are not."""
+    grey_share = float(((train_colour < GREY_LEVEL) & (spread > TEXTURE)).mean()) if len(train_colour) else 1.0
     out = {"colour_hi": float(np.quantile(train_colour, 0.999)) + COLOUR_MARGIN if len(train_colour) else None,
-           "colour_lo": GREY_LEVEL if grey_share < 0.005 else None, "side_lo": None, "side_hi": None}
+           "colour_lo": GREY_LEVEL if grey_share < RARE else None, "side_lo": None, "side_hi": None}
     if sides is not None and len(sides):
         out["side_lo"], out["side_hi"] = float(sides.min()), float(sides.max())
     return out
@@ -163,9 +170,9 @@ def _limits(train_colour: np.ndarray, sides: np.ndarray | None) -> dict:
 
 def fit_domain(train_feats: torch.Tensor, val_feats: torch.Tensor, train_inputs: torch.Tensor,
                train_colour: np.ndarray, sides: np.ndarray | None = None) -> DomainModel:
-    """Fit the domain on training reals' features ``(N, D)`` and model inputs ``(N, C, S, S)``, their
-    colourfulness ``(N,)`` and original sides ``(N, 2)`` (None: unknown, no size check); the
-    threshold comes from the validation reals' features."""
+    """Fit the domain on training features ``(N, D)``, the training reals' model inputs ``(M, C, S, S)``,
+    their colourfulness ``(M,)`` and original sides ``(M, 2)`` (None: unknown, no size check); the
+    threshold comes from the validation reals' features ``val_feats``."""
     from sklearn.covariance import LedoitWolf
 
     if len(train_feats) < 2 or len(val_feats) < 1:
@@ -178,6 +185,7 @@ def fit_domain(train_feats: torch.Tensor, val_feats: torch.Tensor, train_inputs:
     dist = ((dv @ prec) * dv).sum(1).clamp(min=0).sqrt().double().numpy()
     thr = max(float(np.quantile(dist, QUANTILE)), 1e-6)
     x = train_inputs.double()
-    return DomainModel(**_limits(np.asarray(train_colour, dtype=np.float64), sides), threshold=thr,
+    spread = x.flatten(1).std(1).numpy()
+    return DomainModel(**_limits(np.asarray(train_colour, dtype=np.float64), spread, sides), threshold=thr,
                        intensity_mean=x.mean((0, 2, 3)).tolist(), intensity_std=x.std((0, 2, 3)).tolist(),
                        n_train=len(train_feats), n_val=len(val_feats), mean=mean, precision=prec)

@@ -151,7 +151,8 @@ class Scorer:
                            self.det.threshold_for(n))
             if domain is not None:
                 st = None if stats is None else stats[i]
-                r.domain_score = domain.image_score(ratios[off:off + n], st, policy.startswith("tile"))
+                spread = float(x[off:off + n].flatten(1).std(1).median())
+                r.domain_score = domain.image_score(ratios[off:off + n], st, policy.startswith("tile"), spread)
                 r.in_domain = r.domain_score <= 1.0
             off += n
             out.append(r)

@@ -146,7 +146,7 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
     rule = (f"FPR <= {config.target_fpr:g} on validation real images (n={len(real.val)}); "
             f"validation FPR {cal.val.fpr:.4f}, TPR {cal.val.tpr:.4f}")
     spec = replace(spec, threshold=cal.threshold, threshold_rule=rule, temperature=cal.temperature, provenance=prov)
-    trust = fit_trust(net, spec, real, config.target_fpr, config.device, originals, config.seed)
+    trust = fit_trust(net, spec, real, config.target_fpr, config.device, originals, config.seed, fakes=fakes)
     if main:  # rank 0 alone writes
         save_replay(out / REPLAY_FILE, real, fakes, config.replay_per_generator, config.seed)
         write_json(out / "harden_metrics.json", {"val": cal.val.to_json(), "test": cal.test.to_json(),

@@ -172,7 +172,8 @@ def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tenso
     new_spec = replace(spec, threshold=cal.threshold, threshold_rule=rule, temperature=cal.temperature,
                        provenance=prov)
     new_spec = replace(new_spec, trust=None)
-    trust = fit_trust(net, new_spec, real, target_fpr, config.device, seed=config.seed, previous=old.trust)
+    trust = fit_trust(net, new_spec, real, target_fpr, config.device, seed=config.seed, previous=old.trust,
+                      fakes=all_fakes)
     if main:  # rank 0 alone writes
         save_replay(out / REPLAY_FILE, real, all_fakes, config.replay_per_generator, config.seed)
         write_json(out / "retrain_metrics.json", {"before": before.to_json(), "after": cal.test.to_json(),

@@ -1,11 +1,12 @@
 """Fitting a detector's trust section at hardening (and retraining) time.
 
-From the real images alone (never the fakes: the domain is "what real images the detector knows",
-and a guard fitted on fakes would learn to hide new fakes as foreign):
-
-* the domain model (:func:`detector.domain.fit_domain`) on the *training* reals' penultimate
-  features, colourfulness and (when the caller knows them) original sizes, its feature threshold on
-  the *validation* reals;
+* the domain model (:func:`detector.domain.fit_domain`): the feature model on the *training* images
+  the detector learnt from, reals and fakes pooled (class-free), its threshold on the *validation*
+  reals; the colour and size limits from the training reals alone (and, when the caller knows them,
+  their original sizes). Why the fakes: a discriminator's features separate fakes from reals by
+  construction, so a model of the reals alone put 36% of the demo's own fakes "out of domain"
+  (docs/trust.md); a guard must never hide a fake of familiar content as foreign. Pooled, the
+  real-to-fake direction is part of the domain, and new fakes of the same content stay inside;
 * the validation reals' logits, from which :mod:`detector.tails` sets the threshold of every
   aggregate (tiles, frames, videos) at the detector's target false-positive rate.
 """
@@ -42,7 +43,8 @@ def features_of(det: Detector, x: torch.Tensor, batch: int = 512) -> tuple[torch
 
 
 def fit_trust(net: torch.nn.Module, spec: DetectorSpec, real: Splits, target_fpr: float, device: str = "cpu",
-              originals: Mapping | None = None, seed: int = 0, previous: Trust | None = None) -> Trust:
+              originals: Mapping | None = None, seed: int = 0, previous: Trust | None = None,
+              fakes: Mapping[str, Splits] | None = None) -> Trust:
     """The :class:`Trust` of a trained, calibrated detector (``spec`` holds its temperature).
 
     ``originals`` may give what the model inputs no longer show about the training reals: ``colour``
@@ -58,6 +60,12 @@ def fit_trust(net: torch.nn.Module, spec: DetectorSpec, real: Splits, target_fpr
         train = train[idx]
     _, f_train = features_of(det, train)
     z_val, f_val = features_of(det, real.val)
+    if fakes and f_train is not None:  # as many fakes as reals, shared over the generators
+        per = max(1, len(train) // len(fakes))
+        rng = np.random.default_rng(seed + 1)
+        for sp in fakes.values():
+            pick = torch.from_numpy(np.sort(rng.choice(len(sp.train), min(per, len(sp.train)), replace=False)))
+            f_train = torch.cat([f_train, features_of(det, sp.train[pick])[1]])
     domain = None
     if f_train is not None and f_val is not None:
         originals = dict(originals or {})
