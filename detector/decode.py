@@ -209,6 +209,13 @@ def decode_bytes(
     return _decode(data, channels, max_pixels, name, min_side).image
 
 
+def decode_bytes_full(data: bytes | bytearray | memoryview, channels: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS,
+                      name: str | None = None) -> Decoded:
+    """:func:`decode_bytes` returning the whole :class:`Decoded` (with the colourfulness the domain
+    check needs, measured before the conversion to ``channels``)."""
+    return _decode(data, channels, max_pixels, name, None)
+
+
 def _decode(data: bytes, channels: int, max_pixels: int, name, min_side: int | None) -> Decoded:
     """:func:`decode_bytes` returning :class:`Decoded` (the one decoding path)."""
     if channels not in (1, 3):
