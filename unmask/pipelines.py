@@ -94,9 +94,8 @@ def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 6000, fake_dirs:
     prov = {"data": real_info, "gan_run": {"dir": str(run_dir), "seed": cfg.get("seed"),
                                            "generator": cfg.get("generator"), "discriminator": cfg.get("discriminator")},
             "generators": gens}
-    originals = None
-    if source.startswith("fashion-mnist"):  # natively 28x28 grey, whatever size the GAN works at
-        originals = {"sides": torch.full((len(real.train), 2), 28.0)}
+    # Fashion-MNIST is natively 28x28, whatever size the GAN works at (the domain model's size check)
+    originals = {"sides": torch.full((len(real.train), 2), 28.0)} if source.startswith("fashion-mnist") else None
     return HardenInputs(net, arch, args, real, fakes, prov, rounds_of, originals)
 
 
