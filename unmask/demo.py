@@ -162,7 +162,8 @@ def _scan_stage(out: Path, det, real_imgs, fake_seen, fake_unseen, config: DemoC
         rows = list(csv.DictReader(f))
     correct = sum(truth[Path(r["path"]).name] == r["label"] for r in rows)
     acc = correct / max(1, len(rows))
-    log(f"wrote {results} ({sres.n_files} files: {sres.n_fake} flagged fake, {sres.n_errors} errors; "
+    log(f"wrote {results} ({sres.n_files} files: {sres.n_fake} flagged fake, {sres.n_ood} out of domain, "
+        f"{sres.n_errors} errors; "
         f"accuracy against the hidden truth {100 * acc:.1f}%)")
     return acc
 
