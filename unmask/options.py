@@ -12,11 +12,14 @@ from typing import NoReturn
 import click
 
 __all__ = ["EXIT_OK", "EXIT_UNREADABLE", "EXIT_USAGE", "EXIT_FAILED", "EXIT_OUT_OF_DOMAIN", "fail", "DEVICE_HELP",
-           "AMP_HELP", "device_option", "cap_threads", "out_of_domain_option", "OOD_SENTENCE"]
+           "AMP_HELP", "device_option", "cap_threads", "out_of_domain_option", "OOD_SENTENCE", "OOD_EXIT_SHARE"]
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
-#: Done, but some inputs lie outside the detector's domain (their verdicts say so, not real/fake).
+#: Done, but many inputs lie outside the detector's domain (their verdicts say so, not real/fake).
 EXIT_OUT_OF_DOMAIN = 4
+#: scan exits 4 when more than this share of files is out of domain: the domain threshold passes 99%
+#: of in-domain images, so a few per hundred are expected in any large scan of familiar images.
+OOD_EXIT_SHARE = 0.05
 OOD_SENTENCE = ("out of domain: {n} input(s) are unlike the real images this detector was trained on (colour, size "
                 "or content), so its score says nothing reliable about them; they are not counted as real or fake")
 
