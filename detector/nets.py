@@ -79,8 +79,9 @@ class ConvDiscriminator(nn.Module):
         (2 C' numbers, not C' s s) so a full covariance stays cheap. Not part of the exported graph."""
         f = self.forward_features(x)  # (B, C', s, s)
         logits = self.head(self.dropout(f.flatten(1))).squeeze(1)
-        flat = f.flatten(2).float()
-        feats = torch.cat([flat.mean(2), flat.var(2, unbiased=False).clamp_(min=0).sqrt_()], 1)
+        f = f.float()
+        m = f.mean((2, 3))  # moments, not .var(): ~15x faster on the channels-last maps inference uses
+        feats = torch.cat([m, ((f * f).mean((2, 3)) - m * m).clamp_(min=0).sqrt_()], 1)
         return logits, feats
 
 

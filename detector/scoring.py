@@ -142,6 +142,7 @@ class Scorer:
         of image ``i`` (None: that check is skipped)."""
         scores, ratios = self.forward_domain(x)
         domain = self.det.trust.domain if ratios is not None else None
+        spreads = x.flatten(1).std(1) if domain is not None else None  # intensity spread per input, one op
         out, off = [], 0
         for i, n in enumerate(counts):
             part = scores[off:off + n]
@@ -151,7 +152,7 @@ class Scorer:
                            self.det.threshold_for(n))
             if domain is not None:
                 st = None if stats is None else stats[i]
-                spread = float(x[off:off + n].flatten(1).std(1).median())
+                spread = float(spreads[off] if n == 1 else spreads[off:off + n].median())
                 r.domain_score = domain.image_score(ratios[off:off + n], st, policy.startswith("tile"), spread)
                 r.in_domain = r.domain_score <= 1.0
             off += n
