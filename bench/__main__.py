@@ -28,6 +28,7 @@ BENCHES = [
     ("photo_speed", "ratio", ">= 1.5", "scan images/s vs plain full Pillow decode, 2,000 JPEGs of 1-12 MP"),
     ("footage_speed", "ratio", ">= 0.7", "worst of `video --fps 2` (tiles, faces) vs decoding the same frames, "
                                          "720p/1080p H.264 + HEVC"),
+    ("trust_cost", "cost", "<= 0.25", "share of scan files/s the domain guard costs (28-px PNGs, guard on vs off)"),
 ]
 
 __all__ = ["BENCHES", "met", "run_benchmarks", "table", "main"]

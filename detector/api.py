@@ -36,45 +36,53 @@ BATCH_SIZE, MAX_TILES = 64, 1024
 
 
 def iter_scores(detector: Detector, x: ImageInput, *, batch_size: int = BATCH_SIZE,
-                max_pixels: int = DEFAULT_MAX_PIXELS,
-                extensions: Iterable[str] | None = IMAGE_EXTENSIONS) -> Iterator[Prediction]:
+                max_pixels: int = DEFAULT_MAX_PIXELS, extensions: Iterable[str] | None = IMAGE_EXTENSIONS,
+                out_of_domain: str = "flag") -> Iterator[Prediction]:
     """Stream one :class:`Prediction` per image of ``x``, in order, ``batch_size`` images at a time.
 
     A wrong type raises ``TypeError`` here, before anything is read; an unreadable file yields a
-    prediction with ``label == "error"`` and the reason, and the stream goes on.
+    prediction with ``label == "error"`` and the reason, and the stream goes on. ``out_of_domain`` as
+    ``unmask scan --out-of-domain``: ``flag`` labels an input outside the detector's domain
+    ``out_of_domain``, ``score`` keeps its real/fake label, ``skip`` leaves it out of the stream.
 
     >>> for p in det.iter_scores("photos/"):          # doctest: +SKIP
     ...     print(p.source, p.score, p.label)
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    if out_of_domain not in ("flag", "score", "skip"):
+        raise ValueError(f"out_of_domain must be flag, score or skip, not {out_of_domain!r}")
     items = expand(x, detector.spec.channels, extensions)
-    return _stream(Scorer(detector, max_tiles=MAX_TILES), items, batch_size, max_pixels)
+    stream = _stream(Scorer(detector, max_tiles=MAX_TILES), items, batch_size, max_pixels, out_of_domain)
+    return (p for p in stream if p.label != "out_of_domain") if out_of_domain == "skip" else stream
 
 
 def score(detector: Detector, x: ImageInput, *, batch_size: int = BATCH_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS,
-          extensions: Iterable[str] | None = IMAGE_EXTENSIONS) -> Predictions:
+          extensions: Iterable[str] | None = IMAGE_EXTENSIONS, out_of_domain: str = "flag") -> Predictions:
     """All of :func:`iter_scores` at once, as a :class:`Predictions` sequence (same keywords).
 
     >>> det.score(["a.png", Image.open("b.jpg"), np.zeros((64, 64, 3), np.uint8)]).scores  # doctest: +SKIP
     array([0.012, 0.931, 0.004])
     """
-    return Predictions(iter_scores(detector, x, batch_size=batch_size, max_pixels=max_pixels, extensions=extensions))
+    return Predictions(iter_scores(detector, x, batch_size=batch_size, max_pixels=max_pixels, extensions=extensions,
+                                   out_of_domain=out_of_domain))
 
 
-def _stream(scorer: Scorer, items: Iterator[Item], batch_size: int, max_pixels: int) -> Iterator[Prediction]:
+def _stream(scorer: Scorer, items: Iterator[Item], batch_size: int, max_pixels: int,
+            out_of_domain: str) -> Iterator[Prediction]:
     while batch := list(islice(items, batch_size)):
-        yield from _score_batch(scorer, batch, max_pixels)
+        yield from _score_batch(scorer, batch, max_pixels, out_of_domain)
 
 
-def _score_batch(scorer: Scorer, batch: list[Item], max_pixels: int) -> list[Prediction]:
+def _score_batch(scorer: Scorer, batch: list[Item], max_pixels: int, out_of_domain: str) -> list[Prediction]:
     """Prepare every image of ``batch`` (reading files as a scan does), score them in one engine call."""
-    xs, counts, corners, policies = [], [], [], []
+    xs, counts, corners, policies, stats = [], [], [], [], []
     prepared: list[tuple[Item, str | None, int | None, int | None]] = []  # (item, error, width, height)
     for it in batch:
         if it.path is None:
             x, c, policy = scorer.prepare(it.image)
             h, w = it.image.shape[-2:]
+            st = it.stats
         else:
             try:
                 f = scorer.prepare_file(it.path, max_pixels)
@@ -84,25 +92,27 @@ def _score_batch(scorer: Scorer, batch: list[Item], max_pixels: int) -> list[Pre
             except Exception as e:  # noqa: BLE001 - one hostile file must never stop the rest (as in a scan)
                 prepared.append((it, f"unexpected error: {type(e).__name__}: {e}"[:500], None, None))
                 continue
-            x, c, policy, w, h = f.inputs, f.corners, f.policy, f.width, f.height
+            x, c, policy, w, h, st = f.inputs, f.corners, f.policy, f.width, f.height, f.stats
         xs.append(x)
         counts.append(len(x))
         corners.append(c)
         policies.append(policy)
+        stats.append(st)
         prepared.append((it, None, int(w), int(h)))
-    scored = iter(scorer.score_inputs(torch.cat(xs), counts, corners, policies) if xs else [])
+    scored = iter(scorer.score_inputs(torch.cat(xs), counts, corners, policies, stats) if xs else [])
     thr = float(scorer.det.spec.threshold)
     out = []
     for it, err, w, h in prepared:
         if err is not None:
             out.append(Prediction(it.source, None, "error", thr, error=err, policy=scorer.policy))
         else:
-            out.append(_prediction(it.source, next(scored), thr, w, h))
+            out.append(_prediction(it.source, next(scored), w, h, out_of_domain))
     return out
 
 
-def _prediction(source: str, r: ImageScore, thr: float, width: int, height: int) -> Prediction:
+def _prediction(source: str, r: ImageScore, width: int, height: int, out_of_domain: str) -> Prediction:
     tiles = None if r.tile_scores is None else tuple(float(s) for s in r.tile_scores)
     corners = None if r.corners is None else tuple((int(y), int(x)) for y, x in r.corners)
-    return Prediction(source, r.score, "fake" if r.score >= thr else "real", thr, policy=r.policy,
-                      n_tiles=r.n_tiles, width=width, height=height, tile_scores=tiles, corners=corners)
+    return Prediction(source, r.score, r.label(out_of_domain), float(r.threshold), policy=r.policy,
+                      n_tiles=r.n_tiles, width=width, height=height, tile_scores=tiles, corners=corners,
+                      in_domain=r.in_domain, domain_score=r.domain_score)

@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # the Python API's types; its modules import this one
 __all__ = ["FORMAT_VERSION", "AGGREGATES", "DetectorSpec", "Detector", "ArtifactError", "load", "aggregate",
            "spec_for_network", "MAX_INPUT_SIZE", "MAX_PARAMETERS"]
 
-FORMAT_VERSION = 1
+#: 2 added the ``trust`` section (domain model, aggregate thresholds; :mod:`detector.trust`).
+FORMAT_VERSION = 2
 WEIGHTS, CONFIG = "model.safetensors", "detector.json"
 AGGREGATES = ("max", "mean", "topk_mean")
 MAX_INPUT_SIZE = 1024
@@ -77,6 +78,7 @@ class DetectorSpec:
     threshold_rule: str = "default 0.5 (not chosen on data)"
     temperature: float = 1.0         # logits are divided by this before the sigmoid
     provenance: dict = field(default_factory=dict)
+    trust: dict | None = None        # the domain model and aggregate thresholds' section (format 2)
     format_version: int = FORMAT_VERSION
     unmask_version: str = __version__
 
@@ -101,7 +103,8 @@ class DetectorSpec:
             raise ArtifactError(f"{where}: invalid format version {version}")
         types = {"architecture": str, "arch_args": dict, "input_size": int, "channels": int, "mean": list,
                  "std": list, "policy": str, "tile_aggregate": str, "tile_topk": int, "threshold": (int, float),
-                 "threshold_rule": str, "temperature": (int, float), "provenance": dict, "unmask_version": str}
+                 "threshold_rule": str, "temperature": (int, float), "provenance": dict, "unmask_version": str,
+                 "trust": dict}
         required = {"architecture", "arch_args", "input_size", "channels", "mean", "std"}
         for name, typ in types.items():
             if name not in obj:
@@ -109,6 +112,8 @@ class DetectorSpec:
                     raise ArtifactError(f"{where}: required field {name!r} is missing")
                 continue
             v = obj[name]
+            if name == "trust" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, typ):
                 want = typ.__name__ if isinstance(typ, type) else "number"
                 raise ArtifactError(f"{where}: field {name!r} must be {want}, got {type(v).__name__} {v!r:.40}")
@@ -189,6 +194,7 @@ class Detector:
         if self.device.type == "cuda":
             self.net.to(memory_format=torch.channels_last)
         self.amp = False  # set True for bfloat16 autocast on CUDA (see detector.device.amp_enabled)
+        self.trust = None  # detector.trust.Trust: domain model + aggregate thresholds (None: unknown)
 
     # ------------------------------------------------------------ construction / persistence
     @classmethod
@@ -198,7 +204,7 @@ class Detector:
 
     def with_spec(self, **changes: Any) -> "Detector":
         d = Detector(self.net, replace(self.spec, **changes), self.device)
-        d.amp = self.amp
+        d.amp, d.trust = self.amp, self.trust
         return d
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -212,7 +218,10 @@ class Detector:
         # directory that refuses to load (no detector.json), never new weights under an old spec.
         (d / CONFIG).unlink(missing_ok=True)
         save_safetensors(self.net.state_dict(), d / WEIGHTS, metadata={"format": "unmask-detector"})
-        write_json(d / CONFIG, self.spec.to_json())
+        spec = replace(self.spec, trust=None if self.trust is None else self.trust.section())
+        if self.trust is not None:
+            self.trust.save(d)
+        write_json(d / CONFIG, spec.to_json())
         return d
 
     @classmethod
@@ -220,7 +229,7 @@ class Detector:
         return load(directory, device)
 
     # ------------------------------------------------------------ the Python API (detector.api)
-    def score(self, x: "ImageInput", *, batch_size: int = 64) -> "Predictions":
+    def score(self, x: "ImageInput", *, batch_size: int = 64, out_of_domain: str = "flag") -> "Predictions":
         """Score a path, folder, PIL image, array, tensor, batch, or a list of these: one
         :class:`~detector.predictions.Prediction` per image, in order (see :mod:`detector.api`).
 
@@ -229,16 +238,17 @@ class Detector:
         """
         from .api import score
 
-        return score(self, x, batch_size=batch_size)
+        return score(self, x, batch_size=batch_size, out_of_domain=out_of_domain)
 
-    def iter_scores(self, x: "ImageInput", *, batch_size: int = 64) -> Iterator["Prediction"]:
+    def iter_scores(self, x: "ImageInput", *, batch_size: int = 64,
+                    out_of_domain: str = "flag") -> Iterator["Prediction"]:
         """:meth:`score` as a stream: predictions come as each batch is scored; memory stays flat.
 
         >>> flagged = [p.source for p in det.iter_scores("photos/") if p.label == "fake"]  # doctest: +SKIP
         """
         from .api import iter_scores
 
-        return iter_scores(self, x, batch_size=batch_size)
+        return iter_scores(self, x, batch_size=batch_size, out_of_domain=out_of_domain)
 
     # ------------------------------------------------------------ inference
     def preprocess(self, img: torch.Tensor, max_tiles: int | None = None
@@ -274,12 +284,35 @@ class Detector:
     @torch.inference_mode()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, S, S)`` in [0, 1] -> raw logits ``(B,)`` (before temperature)."""
+        return self._run(x, False)
+
+    @torch.inference_mode()
+    def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`logits` and the pooled penultimate features ``(B, D)`` of the same forward pass (None
+        when the network cannot give them), what the domain guard measures."""
+        return self._run(x, True)
+
+    def _run(self, x: torch.Tensor, features: bool):
         x = normalize(x.to(self.device, torch.float32), self.spec.mean, self.spec.std)
         net = self._inference_net()
         if x.dim() == 4 and (net is not self.net or self.device.type == "cuda"):
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp):
-            return net(x).float().cpu()
+            if not features:
+                return net(x).float().cpu()
+            if not hasattr(net, "forward_with_features"):
+                return net(x).float().cpu(), None
+            z, f = net.forward_with_features(x)
+            return z.float().cpu(), f.float().cpu()
+
+    def threshold_for(self, n: int, how: str | None = None) -> float:
+        """The threshold on an image's aggregate score when it was cut into ``n`` tiles (aggregated by
+        ``how``, default the artifact's): the artifact's for one input, else the aggregate's own at the
+        same false-positive rate (:mod:`detector.tails`)."""
+        tails = self.trust.tails if self.trust is not None else None
+        if n <= 1 or tails is None:
+            return float(self.spec.threshold)
+        return tails.tiles(n, how or self.spec.tile_aggregate, self.spec.tile_topk)
 
     def score_batch(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, S, S)`` in [0, 1] -> calibrated probabilities of "fake" ``(B,)``."""
@@ -354,7 +387,14 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> De
             raise ArtifactError(f"{w_p}: tensor {k} contains NaN or infinite values")
     net = NETWORKS.create(spec.architecture, **spec.arch_args)
     net.load_state_dict(state, strict=True)
-    return Detector(net, spec, device)
+    det = Detector(net, spec, device)
+    from .trust import load_trust
+
+    try:
+        det.trust = load_trust(d, spec.trust, spec.temperature, _read_safetensors)
+    except ValueError as e:
+        raise ArtifactError(str(e)) from None
+    return det
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

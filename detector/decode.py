@@ -28,22 +28,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .domain import colourfulness
 from .reduced import content_box, draft_jpeg
 
-__all__ = [
-    "UnreadableImage",
-    "read_image",
-    "read_image_reduced",
-    "Decoded",
-    "decode_bytes",
-    "from_pil",
-    "to_channels",
-    "IMAGE_EXTENSIONS",
-    "SUPPORTED_FORMATS",
-    "DEFAULT_MAX_PIXELS",
-    "DEFAULT_MAX_BYTES",
-    "display_path",
-]
+__all__ = ["UnreadableImage", "read_image", "read_image_reduced", "Decoded", "decode_bytes", "decode_bytes_full",
+           "from_pil", "to_channels", "IMAGE_EXTENSIONS", "SUPPORTED_FORMATS", "DEFAULT_MAX_PIXELS",
+           "DEFAULT_MAX_BYTES", "display_path"]
 
 #: Formats we decode. Anything else Pillow happens to open is refused as unsupported.
 SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF"})
@@ -103,6 +93,7 @@ class Decoded:
     height: int
     scale: int                              # 1 (full decode), 2, 4 or 8
     box: tuple[float, float, float, float]  # (x0, y0, x1, y1): the picture's region in ``image`` pixels
+    colour: float = 0.0                     # colourfulness before channel conversion (detector.domain)
 
 
 def read_image(
@@ -228,6 +219,13 @@ def from_pil(img: Image.Image, channels: int = 3) -> torch.Tensor:
     return to_channels(torch.from_numpy(arr), channels)
 
 
+def decode_bytes_full(data: bytes | bytearray | memoryview, channels: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS,
+                      name: str | None = None) -> Decoded:
+    """:func:`decode_bytes` returning the whole :class:`Decoded` (with the colourfulness the domain
+    check needs, measured before the conversion to ``channels``)."""
+    return _decode(data, channels, max_pixels, name, None)
+
+
 def _decode(data: bytes, channels: int, max_pixels: int, name, min_side: int | None) -> Decoded:
     """:func:`decode_bytes` returning :class:`Decoded` (the one decoding path)."""
     if channels not in (1, 3):
@@ -290,10 +288,11 @@ def _decode(data: bytes, channels: int, max_pixels: int, name, min_side: int | N
             raise UnreadableImage(name, f"corrupt image data ({fmt}): {msg}") from None
     if not np.isfinite(arr).all():
         raise UnreadableImage(name, "image contains non-finite (NaN or infinite) values")
+    colour = colourfulness(torch.from_numpy(arr))  # a strided sample: cheap whatever the size
     image = to_channels(torch.from_numpy(arr), channels)  # (C', H, W) -> (channels, H, W)
     if full is None:  # full decode: the oriented picture is the whole image
         full, box = (image.shape[2], image.shape[1]), (0.0, 0.0, float(image.shape[2]), float(image.shape[1]))
-    return Decoded(image, full[0], full[1], scale, box)
+    return Decoded(image, full[0], full[1], scale, box, colour)
 
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),

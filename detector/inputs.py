@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from .decode import IMAGE_EXTENSIONS, display_path, from_pil, to_channels
+from .domain import ImageStats
 
 __all__ = ["ACCEPTED", "ImageInput", "Item", "expand", "array_image"]
 
@@ -41,6 +42,7 @@ class Item:
     source: str                          # the display path, or "<array 2>", "<tensor 0, item 5>", "<PIL image 1>"
     path: str | None = None              # a file, read by the scoring engine as a scan would
     image: torch.Tensor | None = None    # (C, H, W) float32 in [0, 1], C = 1 or 3
+    stats: ImageStats | None = None      # the in-memory image's colour and size before channel conversion
 
 
 def expand(x: Any, channels: int = 3, extensions=IMAGE_EXTENSIONS) -> Iterator[Item]:
@@ -81,15 +83,22 @@ def _items(v: Any, label: str, channels: int, extensions) -> Iterator[Item]:
         for f in (files_.list_files([p], extensions) if os.path.isdir(p) else [p]):
             yield Item(display_path(f), path=f)
     elif kind == "PIL image":
-        yield Item(f"<PIL image {label}>", image=from_pil(v, channels))
+        yield _memory_item(f"<PIL image {label}>", from_pil(v, 3), channels)
     elif kind in ("array", "tensor"):
         batch = _is_batch(v)
         for j, img in enumerate(v if batch else [v]):
-            yield Item(f"<{kind} {label}, item {j}>" if batch else f"<{kind} {label}>",
-                       image=array_image(img, channels))
+            yield _memory_item(f"<{kind} {label}, item {j}>" if batch else f"<{kind} {label}>",
+                               array_image(img, 3), channels)
     else:
         for j, w in enumerate(v):
             yield from _items(w, f"{label}.{j}", channels, extensions)
+
+
+def _memory_item(source: str, rgb: torch.Tensor, channels: int) -> Item:
+    """An in-memory image as 3 channels -> its :class:`Item`: the domain check's stats are taken before
+    the conversion to the detector's ``channels`` (a colour photo given to a grey detector stays colour
+    to the guard, as a file does)."""
+    return Item(source, image=to_channels(rgb, channels), stats=ImageStats.of(rgb))
 
 
 def _is_batch(v) -> bool:
@@ -107,7 +116,7 @@ def array_image(a: np.ndarray | torch.Tensor, channels: int = 3) -> torch.Tensor
     [0, 1], C in {1, 3, 4} -> ``(channels, H, W)`` float32 in [0, 1]. 8-bit pixels go through
     :func:`detector.decode.from_pil` (exactly what a PNG of them gives); alpha is composited on white."""
     is_np = isinstance(a, np.ndarray)
-    t = torch.from_numpy(np.ascontiguousarray(a)) if is_np else a.detach().cpu()
+    t = torch.from_numpy(np.require(a, requirements=("C", "W"))) if is_np else a.detach().cpu()
     if t.dim() == 2:
         t = t.unsqueeze(0 if not is_np else -1)
     layout = "(H, W, C)" if is_np else "(C, H, W)"

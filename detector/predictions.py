@@ -31,7 +31,7 @@ class Prediction:
 
     source: str                                      # the file (as a scan row shows it) or "<array 0>", ...
     score: float | None                              # calibrated P(fake); None when the image was unreadable
-    label: str                                       # "real", "fake" or "error"
+    label: str                                       # "real", "fake", "out_of_domain" or "error"
     threshold: float                                 # score >= threshold means fake
     error: str | None = None                         # why the file could not be read (label "error")
     policy: str | None = None                        # what preprocessing did: resize, crop, tile, tile(scaled F)
@@ -40,6 +40,8 @@ class Prediction:
     height: int | None = None
     tile_scores: tuple[float, ...] | None = None     # one score per tile, when the policy tiles
     corners: tuple[tuple[int, int], ...] | None = None  # top-left (y, x) of each tile, when tiling
+    in_domain: bool | None = None                    # None: the artifact has no domain model (docs/trust.md)
+    domain_score: float | None = None                # > 1: unlike the detector's training images
 
     @property
     def ok(self) -> bool:

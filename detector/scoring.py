@@ -8,6 +8,10 @@ tile policy); the model inputs of many images are batched together, forwarded in
 (``tile_aggregate``, ``tile_topk``). Native-resolution tiling follows NPR (Tan et al., "Rethinking
 the Up-Sampling Operations in CNN-based Generative Network for Generalizable Deepfake Detection",
 CVPR 2024): down-scaling weakens up-sampling traces, so big images are cut, not shrunk.
+
+Each image also gets its aggregate's own threshold (:meth:`Detector.threshold_for`: the promised
+false-positive rate per image, not per tile) and, when the artifact has a domain model, a domain
+verdict from the same forward pass (:mod:`detector.domain`): ``in_domain`` and ``domain_score``.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ import numpy as np
 import torch
 
 from .artifact import Detector, DetectorSpec, aggregate
-from .decode import DEFAULT_MAX_PIXELS, read_image, read_image_reduced
+from .decode import DEFAULT_MAX_PIXELS, read_image_reduced
+from .domain import ImageStats
 from .preprocess import fit_reduced, model_inputs, reduced_side
 
 __all__ = ["ImageScore", "FileInputs", "Scorer", "file_inputs", "score_images"]
@@ -33,6 +38,11 @@ class FileInputs:
     policy: str                                    # resize, crop, tile or tile(scaled F)
     width: int                                     # the decoded image's size (after EXIF orientation)
     height: int
+    colour: float = 0.0                            # colourfulness before channel conversion
+
+    @property
+    def stats(self) -> ImageStats:
+        return ImageStats(self.colour, self.width, self.height)
 
 
 def file_inputs(path: str, spec: DetectorSpec, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -48,10 +58,10 @@ def file_inputs(path: str, spec: DetectorSpec, max_pixels: int = DEFAULT_MAX_PIX
     if s.policy != "tile":
         d = read_image_reduced(path, s.channels, max_pixels, min_side=reduced_side(s.input_size))
         x = fit_reduced(d, s.input_size, s.channels, s.policy).unsqueeze(0)  # (1, C, S, S)
-        return FileInputs(x, None, s.policy, d.width, d.height)
-    img = read_image(path, channels=s.channels, max_pixels=max_pixels)  # (C, H, W)
-    x, corners, policy = model_inputs(img, s.input_size, s.channels, s.policy, max_tiles)
-    return FileInputs(x, corners, policy, img.shape[-1], img.shape[-2])
+        return FileInputs(x, None, s.policy, d.width, d.height, d.colour)
+    d = read_image_reduced(path, s.channels, max_pixels)  # a full decode: (C, H, W)
+    x, corners, policy = model_inputs(d.image, s.input_size, s.channels, s.policy, max_tiles)
+    return FileInputs(x, corners, policy, d.width, d.height, d.colour)
 
 
 @dataclass
@@ -63,6 +73,16 @@ class ImageScore:
     tile_scores: torch.Tensor | None = None        # (n_tiles,) float64 when tiling, else None
     corners: list[tuple[int, int]] | None = None   # top-left (y, x) of each tile, when tiling
     policy: str = "resize"                         # what preprocessing did (resize, crop, tile, tile(scaled F))
+    threshold: float | None = None                 # this image's threshold (its aggregate's, when tiled)
+    in_domain: bool | None = None                  # None: the artifact has no domain model
+    domain_score: float | None = None              # > 1: outside the detector's domain (detector.domain)
+
+    def label(self, out_of_domain: str = "flag") -> str:
+        """``fake`` / ``real`` by the threshold, or ``out_of_domain`` when outside the domain and
+        ``out_of_domain`` is ``flag`` or ``skip`` (``score``: the score's label whatever the domain)."""
+        if self.in_domain is False and out_of_domain != "score":
+            return "out_of_domain"
+        return "fake" if self.score >= self.threshold else "real"
 
 
 class Scorer:
@@ -90,10 +110,22 @@ class Scorer:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, S, S)`` model inputs -> ``(N,)`` float64 scores, at most ``batch_inputs`` per pass."""
+        return self.forward_domain(x)[0]
+
+    def forward_domain(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` and, with a domain model, each input's feature-distance ratio (one pass)."""
+        domain = self.det.trust.domain if self.det.trust is not None else None
         if not len(x):
-            return torch.empty(0, dtype=torch.float64)
-        step = self.batch_inputs
-        return torch.cat([self.det.score_batch(x[j:j + step]) for j in range(0, len(x), step)]).double()
+            return torch.empty(0, dtype=torch.float64), (None if domain is None else torch.empty(0))
+        step, t = self.batch_inputs, self.det.spec.temperature
+        if domain is None:
+            return torch.cat([self.det.score_batch(x[j:j + step]) for j in range(0, len(x), step)]).double(), None
+        zs, ds = [], []
+        for j in range(0, len(x), step):
+            z, f = self.det.logits_and_features(x[j:j + step])
+            zs.append(z)
+            ds.append(domain.distance(f))
+        return torch.sigmoid(torch.cat(zs) / t).double(), torch.cat(ds)
 
     def aggregate(self, scores: torch.Tensor) -> float:
         """``(n,)`` scores of one image's inputs -> its score (one input: that input's score)."""
@@ -103,40 +135,56 @@ class Scorer:
         return aggregate(scores, s.tile_aggregate, s.tile_topk)
 
     def score_inputs(self, x: torch.Tensor, counts: Sequence[int], corners: Sequence | None = None,
-                     policies: Sequence[str] | None = None) -> list[ImageScore]:
+                     policies: Sequence[str] | None = None, stats: Sequence[ImageStats | None] | None = None
+                     ) -> list[ImageScore]:
         """Score already prepared inputs: ``x`` is the images' inputs concatenated, ``counts[i]`` how
-        many belong to image ``i`` (in order)."""
-        scores = self.forward(x)
+        many belong to image ``i`` (in order); ``stats[i]`` what the domain's pre-network check needs
+        of image ``i`` (None: that check is skipped)."""
+        scores, ratios = self.forward_domain(x)
+        domain = self.det.trust.domain if ratios is not None else None
+        spreads = x.flatten(1).std(1) if domain is not None else None  # intensity spread per input, one op
         out, off = [], 0
         for i, n in enumerate(counts):
             part = scores[off:off + n]
-            off += n
             c = None if corners is None else corners[i]
-            out.append(ImageScore(self.aggregate(part), n, part if c is not None else None, c,
-                                  self.policy if policies is None else policies[i]))
+            policy = self.policy if policies is None else policies[i]
+            r = ImageScore(self.aggregate(part), n, part if c is not None else None, c, policy,
+                           self.det.threshold_for(n))
+            if domain is not None:
+                st = None if stats is None else stats[i]
+                spread = float(spreads[off] if n == 1 else spreads[off:off + n].median())
+                r.domain_score = domain.image_score(ratios[off:off + n], st, policy.startswith("tile"), spread)
+                r.in_domain = r.domain_score <= 1.0
+            off += n
+            out.append(r)
         return out
 
     def score_images(self, images: Iterable[torch.Tensor]) -> Iterator[ImageScore]:
         """``(C, H, W)`` images in [0, 1] (any sizes) -> one :class:`ImageScore` each, in order.
 
-        Lazy: images are read from the iterable only as batches fill, so a stream stays a stream."""
+        Lazy: images are read from the iterable only as batches fill, so a stream stays a stream.
+        An item may also be ``(image, ImageStats)`` when the image was converted (e.g. to grey) before
+        it got here: the stats describe the original for the domain check."""
         xs: list[torch.Tensor] = []
         counts: list[int] = []
         corners: list = []
         policies: list[str] = []
+        stats: list = []
         n = 0
         for img in images:
+            img, st = img if isinstance(img, tuple) else (img, ImageStats.of(img))
             x, c, p = self.prepare(img)
             xs.append(x)
             counts.append(len(x))
             corners.append(c)
             policies.append(p)
+            stats.append(st)
             n += len(x)
             if n >= self.batch_inputs:
-                yield from self.score_inputs(torch.cat(xs), counts, corners, policies)
-                xs, counts, corners, policies, n = [], [], [], [], 0
+                yield from self.score_inputs(torch.cat(xs), counts, corners, policies, stats)
+                xs, counts, corners, policies, stats, n = [], [], [], [], [], 0
         if xs:
-            yield from self.score_inputs(torch.cat(xs), counts, corners, policies)
+            yield from self.score_inputs(torch.cat(xs), counts, corners, policies, stats)
 
 
 def score_images(detector: Detector, images: Iterable[torch.Tensor], batch_inputs: int = 2048) -> np.ndarray:

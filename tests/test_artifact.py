@@ -59,7 +59,7 @@ def _refused(d: Path) -> str:
 def test_valid_artifact_loads(art):
     det = detector.load(art)
     assert isinstance(det, Detector) and det.spec.architecture == "dcgan_d"
-    assert det.spec.unmask_version == detector.__version__ and det.spec.format_version == 1
+    assert det.spec.unmask_version == detector.__version__ and det.spec.format_version == detector.artifact.FORMAT_VERSION
     assert set(os.listdir(art)) == {"detector.json", "model.safetensors"}  # no temp files left
     assert det.score_batch(torch.rand(2, 1, 28, 28)).shape == (2,)
 
@@ -132,8 +132,9 @@ def test_extra_fields(art):
 
 
 def test_newer_format_version(art):
-    cfg = _edit_json(art, format_version=2)
-    assert _refused(art) == f"{cfg}: format version 2 is newer than this unmask supports (1); upgrade unmask"
+    v = detector.artifact.FORMAT_VERSION
+    cfg = _edit_json(art, format_version=v + 1)
+    assert _refused(art) == f"{cfg}: format version {v + 1} is newer than this unmask supports ({v}); upgrade unmask"
     cfg = _edit_json(art, format_version=0)
     assert _refused(art) == f"{cfg}: invalid format version 0"
 

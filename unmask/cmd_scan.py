@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from .cmd_detector import _amp, _load_detector, _threads
-from .options import AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_UNREADABLE, fail
+from .options import (AMP_HELP, DEVICE_HELP, EXIT_OK, EXIT_OUT_OF_DOMAIN, EXIT_UNREADABLE, OOD_EXIT_SHARE,
+                      OOD_SENTENCE, fail, out_of_domain_option)
 from .output import Report, long_work
 
 __all__ = ["scan", "export"]
@@ -32,14 +33,18 @@ __all__ = ["scan", "export"]
 @click.option("--all-files", is_flag=True, help="Scan every file, not only image extensions.")
 @click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
+@out_of_domain_option
 @long_work
 def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, resume: bool, overwrite: bool,
-         top: int, all_files: bool, device: str, amp: bool, quiet: bool, report: Report) -> None:
+         top: int, all_files: bool, device: str, amp: bool, quiet: bool, report: Report, out_of_domain: str) -> None:
     """Scan image files and folders (recursively) and write one row per file.
 
-    Columns: path, score (calibrated probability of fake), label (real | fake | error),
-    threshold, error (the reason a file could not be read), policy (resize / crop / tile as
-    applied), n_tiles, width, height. Unreadable files get label=error and the scan goes on.
+    Columns: path, score (calibrated probability of fake), label (real | fake | out_of_domain |
+    error), threshold (the file's own: a tiled image's is its aggregate's, at the same false-positive
+    rate), error (the reason a file could not be read), policy (resize / crop / tile as applied),
+    n_tiles, width, height, in_domain, domain_score (above 1: unlike the detector's training reals).
+    Unreadable files get label=error and the scan goes on; out-of-domain files keep their score but
+    are labelled out_of_domain and left out of --top (see --out-of-domain).
 
     \b
     Exit codes:
@@ -47,6 +52,8 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
       1  done, but some files were unreadable (see their error rows)
       2  usage error (bad option, missing path, invalid detector, output exists without --resume)
       3  failed (the scan could not be carried out)
+      4  done, every file read, but over 5% of them lie outside the detector's domain
+         (about 1% of images like its training reals fall outside by construction)
 
     \b
     Example:
@@ -72,7 +79,7 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
     try:
         cfg = ScanConfig(batch_size=batch_size, workers=workers, resume=resume, overwrite=overwrite, top=top,
                          extensions=None if all_files else ScanConfig().extensions, progress=not quiet,
-                         device=str(det.device), amp=det.amp)
+                         device=str(det.device), amp=det.amp, out_of_domain=out_of_domain)
         r = do_scan(list(paths), det, out, cfg, log=lambda m: click.echo(m, err=True))
     except (ScanOutputError, ValueError) as e:
         raise click.UsageError(str(e)) from None
@@ -84,18 +91,25 @@ def scan(paths, detector_dir: Path, out: Path, workers: int, batch_size: int, re
     if not main_rank:
         return
     rate = f", {r.files_per_s:.0f} files/s" if r.n_new else ""
+    ood = f"out of domain: {r.n_ood}  " if det.trust is not None and det.trust.domain is not None else ""
     report.line(f"files: {r.n_files} ({r.n_new} scanned now, {r.n_resumed} from before)  flagged fake: {r.n_fake}  "
-                f"errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
+                f"{ood}errors: {r.n_errors}  threshold: {det.spec.threshold:.4f}  [{r.seconds:.1f}s{rate}]")
+    if r.n_ood:
+        report.line(OOD_SENTENCE.format(n=r.n_ood) if out_of_domain != "score" else
+                    f"note: {r.n_ood} file(s) lie outside the detector's domain; their real/fake labels are kept "
+                    "(--out-of-domain score) but say little")
     if r.top:
-        report.line(f"top {len(r.top)} most suspicious:")
+        report.line(f"top {len(r.top)} most suspicious{' in-domain' if r.n_ood and out_of_domain != 'score' else ''}:")
         for s, p in r.top:
             report.line(f"  {s:.4f}  {p}")
     report.line(f"results: {out}")
     report.done({"command": "scan", "results": out, "files": r.n_files, "scanned": r.n_new, "resumed": r.n_resumed,
-                 "fake": r.n_fake, "real": r.n_real, "errors": r.n_errors, "threshold": det.spec.threshold,
-                 "seconds": r.seconds, "files_per_s": r.files_per_s if r.n_new else None,
+                 "fake": r.n_fake, "real": r.n_real, "out_of_domain": r.n_ood, "errors": r.n_errors,
+                 "threshold": det.spec.threshold, "seconds": r.seconds,
+                 "files_per_s": r.files_per_s if r.n_new else None,
                  "top": [{"score": s, "path": p} for s, p in r.top]})
-    sys.exit(EXIT_UNREADABLE if r.n_errors else EXIT_OK)
+    ood_exit = r.n_ood > OOD_EXIT_SHARE * r.n_files and out_of_domain != "score"
+    sys.exit(EXIT_UNREADABLE if r.n_errors else EXIT_OUT_OF_DOMAIN if ood_exit else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- export

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, device_option
+from .options import AMP_HELP, EXIT_OUT_OF_DOMAIN, OOD_SENTENCE, device_option, out_of_domain_option
 from .output import Report, jsonable, long_work
 
 
@@ -39,16 +39,20 @@ from .output import Report, jsonable, long_work
               help="Give up on a video after this many seconds (its row says so) [default: no limit].")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", is_flag=True, help=AMP_HELP)
+@out_of_domain_option
 @long_work
 def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, annotate, aggregate, flagged_min,
-          all_tiles, batch_size, max_pixels, time_limit, device, amp, quiet, report: Report) -> None:
+          all_tiles, batch_size, max_pixels, time_limit, device, amp, quiet, report: Report, out_of_domain) -> None:
     """Score video files (or folders of them): per-frame scores, one verdict per video.
 
     Frames are streamed (never all held). Without --faces every sampled frame is cut into tiles
     at the detector's input size and each tile scored (frame score = the artifact's tile
     aggregate, heatmap = grid of tile scores); with --faces each detected face is cropped with a
     margin and scored. A file that cannot be scored gets an error row in videos.csv and the
-    others go on (exit code 1).
+    others go on (exit code 1). Frame and video thresholds are the aggregates' own, set so that
+    clean frames and clean videos are flagged at the detector's false-positive rate. A video whose
+    frames are mostly unlike the detector's training reals gets the verdict out_of_domain
+    (exit code 4 when no video failed; --out-of-domain score keeps its real/fake verdict).
 
     \b
     Example:
@@ -74,7 +78,8 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
         raise click.UsageError("no video files found in " + ", ".join(map(str, paths)))
     cfg = VideoConfig(every=every, fps=rate, frames=frames, faces=faces, margin=margin, aggregate=aggregate,
                       flagged_min=flagged_min, batch_size=batch_size, annotate=annotate, all_tiles=all_tiles,
-                      max_pixels=max_pixels, time_limit=time_limit, progress=not quiet, device=device)
+                      max_pixels=max_pixels, time_limit=time_limit, progress=not quiet, device=device,
+                      out_of_domain=out_of_domain)
     from detector.video import analyze_videos
 
     def show(r) -> None:
@@ -93,13 +98,19 @@ def video(paths, detector_dir, out_dir, every, rate, frames, faces, margin, anno
     results = analyze_videos(files, det, cfg, out_dir, on_result=show)
     bad = sum(r.status != "ok" for r in results)
     fake = sum(r.verdict == "fake" for r in results)
+    ood = sum(r.verdict == "out_of_domain" for r in results)
     click.echo(f"{len(results)} video(s): {fake} fake, {sum(r.verdict == 'real' for r in results)} real, "
-               f"{sum(r.status == 'error' for r in results)} error(s), "
+               f"{ood} out of domain, {sum(r.status == 'error' for r in results)} error(s), "
                f"{sum(r.status == 'warning' for r in results)} warning(s) -> {out_dir}/videos.csv, frames.csv",
                err=True)
+    if ood:
+        click.echo(OOD_SENTENCE.format(n=ood), err=True)
     report.done({"command": "video", "out": out_dir, "videos": len(results), "fake": fake,
-                 "real": sum(r.verdict == "real" for r in results), "errors": sum(r.status == "error" for r in results),
+                 "real": sum(r.verdict == "real" for r in results), "out_of_domain": ood,
+                 "errors": sum(r.status == "error" for r in results),
                  "warnings": sum(r.status == "warning" for r in results),
                  "results": [{k: v for k, v in jsonable(r).items() if k != "outputs"} for r in results]})
     if bad:
         sys.exit(1)
+    if ood:
+        sys.exit(EXIT_OUT_OF_DOMAIN)

@@ -47,6 +47,7 @@ class HardenInputs:
     fakes: dict[str, Splits]
     provenance: dict
     rounds_of: dict[str, int]    # fake set name -> adversarial round that produced it (0 = original zoo)
+    originals: dict | None = None  # what the inputs no longer show of the training reals (domain model)
 
 
 def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 6000, fake_dirs: Sequence[str] = (),
@@ -93,7 +94,9 @@ def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 6000, fake_dirs:
     prov = {"data": real_info, "gan_run": {"dir": str(run_dir), "seed": cfg.get("seed"),
                                            "generator": cfg.get("generator"), "discriminator": cfg.get("discriminator")},
             "generators": gens}
-    return HardenInputs(net, arch, args, real, fakes, prov, rounds_of)
+    # Fashion-MNIST is natively 28x28, whatever size the GAN works at (the domain model's size check)
+    originals = {"sides": torch.full((len(real.train), 2), 28.0)} if source.startswith("fashion-mnist") else None
+    return HardenInputs(net, arch, args, real, fakes, prov, rounds_of, originals)
 
 
 def harden_run(run_dir: str | os.PathLike, out: str | os.PathLike, config: HardenConfig | None = None, *,
@@ -110,7 +113,8 @@ def harden_run(run_dir: str | os.PathLike, out: str | os.PathLike, config: Harde
     log(f"real: {inp.real.sizes()}  fakes: {len(inp.fakes)} set(s) "
         f"({', '.join(f'{n}={len(s.train)}/{len(s.val)}/{len(s.test)}' for n, s in inp.fakes.items())})")
     return harden(inp.net, inp.architecture, inp.arch_args, inp.real, inp.fakes, out, config, flip=True,
-                  policy=policy, provenance=inp.provenance, resume=resume, log=log, progress=progress)
+                  policy=policy, provenance=inp.provenance, resume=resume, log=log, progress=progress,
+                  originals=inp.originals)
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,8 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
                 net, flip = load_detector(prev_dir, config.device).net, False
             prov = dict(inp.provenance, adversarial_round=r, rounds_total=rounds)
             harden(net, inp.architecture, inp.arch_args, inp.real, inp.fakes, det_dir, config, flip=flip,
-                   policy=policy, provenance=prov, resume=resume, log=log, progress=progress)
+                   policy=policy, provenance=prov, resume=resume, log=log, progress=progress,
+                   originals=inp.originals)
         else:
             log(f"round {r}: detector already in {det_dir}; skipping")
         by_round = _auc_by_round(det_dir, inp, config.device)

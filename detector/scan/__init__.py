@@ -2,9 +2,11 @@
 
 * Every file gets exactly one row (the output is valid UTF-8: a file name that is not shows its
   odd bytes as ``\\xNN`` escapes, see :func:`detector.decode.display_path`): ``path, score, label,
-  threshold, error, policy, n_tiles, width, height``. ``label`` is ``real``, ``fake`` or ``error``;
-  ``score`` is the calibrated probability of "fake"; an unreadable file gets ``label=error`` and the
-  reason, and the scan goes on.
+  threshold, error, policy, n_tiles, width, height, in_domain, domain_score``. ``label`` is ``real``,
+  ``fake``, ``out_of_domain`` (unlike the detector's training reals: :mod:`detector.domain`) or
+  ``error``; ``score`` is the calibrated probability of "fake" and ``threshold`` the file's own (a
+  tiled image's is its aggregate's, :mod:`detector.tails`); an unreadable file gets ``label=error``
+  and the reason, and the scan goes on.
 * Inputs are listed by the one walker, :func:`detector.files.list_files`; images of any size follow
   the artifact's policy (resize / crop, or native-resolution tiles whose scores are aggregated) and
   are scored by the one engine, :class:`detector.scoring.Scorer`; the ``policy`` column records

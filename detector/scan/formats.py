@@ -14,8 +14,9 @@ from pathlib import Path
 
 __all__ = ["COLUMNS", "LABELS", "ScanOutputError", "read_rows", "format_for", "write_all"]
 
-COLUMNS = ("path", "score", "label", "threshold", "error", "policy", "n_tiles", "width", "height")
-LABELS = ("real", "fake", "error")
+COLUMNS = ("path", "score", "label", "threshold", "error", "policy", "n_tiles", "width", "height", "in_domain",
+           "domain_score")
+LABELS = ("real", "fake", "out_of_domain", "error")
 
 
 class ScanOutputError(ValueError):

@@ -22,6 +22,7 @@ from ..artifact import Detector, DetectorSpec
 from ..atomic import write_text
 from ..decode import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, UnreadableImage, display_path
 from ..progress import Progress
+from ..domain import ImageStats
 from ..scoring import Scorer, file_inputs
 from .formats import ScanOutputError, _Format, format_for, write_all
 
@@ -44,12 +45,15 @@ class ScanConfig:
     progress: bool = True
     device: str = "cpu"
     amp: bool = False                 # bfloat16 autocast on CUDA (the detector's ``amp``; ignored on CPU)
+    out_of_domain: str = "flag"       # flag: label out_of_domain | score: keep real/fake | skip: no row
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.workers < 0 or self.top < 0 or self.max_tiles < 1 or self.forward_chunk < 1:
             raise ValueError("batch_size, max_tiles and forward_chunk must be >= 1; workers and top >= 0")
         if self.resume and self.overwrite:
             raise ValueError("choose either resume or overwrite, not both")
+        if self.out_of_domain not in ("flag", "score", "skip"):
+            raise ValueError(f"out_of_domain must be flag, score or skip, not {self.out_of_domain!r}")
 
 
 @dataclass
@@ -63,7 +67,8 @@ class ScanResult:
     n_fake: int
     n_real: int
     n_errors: int
-    top: list = field(default_factory=list)   # [(score, path)] highest first
+    n_ood: int = 0                            # out of the detector's domain (labelled or skipped so)
+    top: list = field(default_factory=list)   # [(score, path)] highest first, in-domain files only
     seconds: float = 0.0
     skipped_links: int = 0
 
@@ -106,11 +111,11 @@ class _Files(Dataset):
         try:
             self._check(path)
             f = file_inputs(path, s, self.max_pixels, self.max_tiles)
-            return i, f.inputs, len(f.inputs), f.width, f.height, f.policy, ""
+            return i, f.inputs, len(f.inputs), f.width, f.height, f.policy, "", f.colour
         except UnreadableImage as e:
-            return i, None, 0, None, None, s.policy, e.reason
+            return i, None, 0, None, None, s.policy, e.reason, 0.0
         except Exception as e:  # noqa: BLE001 - one hostile file must never stop the scan
-            return i, None, 0, None, None, s.policy, f"unexpected error: {type(e).__name__}: {e}"[:500]
+            return i, None, 0, None, None, s.policy, f"unexpected error: {type(e).__name__}: {e}"[:500], 0.0
 
 
 def _collate(items):
@@ -121,7 +126,7 @@ def _collate(items):
     in the main process, which halved decode throughput in bench/scan_speed.py's profile."""
     xs = [it[1] for it in items if it[1] is not None]
     x = (torch.cat(xs) if len(xs) > 1 else xs[0]) if xs else None
-    return [(i, x_ is not None, n, w, h, policy, err) for i, x_, n, w, h, policy, err in items], x
+    return [(i, x_ is not None, n, w, h, policy, err, col) for i, x_, n, w, h, policy, err, col in items], x
 
 
 # ---------------------------------------------------------------------------- the scan
@@ -141,12 +146,14 @@ class _Tally:
     """Label counts and the top-N heap over every row of the output."""
 
     def __init__(self, top: int) -> None:
-        self.top, self.heap = top, []
-        self.counts = {"real": 0, "fake": 0, "error": 0}
+        self.top, self.heap, self.ood_apart = top, [], 0
+        self.counts = {"real": 0, "fake": 0, "out_of_domain": 0, "error": 0}
 
-    def note(self, path: str, label: str, score) -> None:
+    def note(self, path: str, label: str, score, in_domain=None) -> None:
         self.counts[label] += 1
-        if label != "error":
+        if label in ("real", "fake") and str(in_domain).lower() == "false":
+            self.ood_apart += 1  # scored anyway (--out-of-domain score): counted apart all the same
+        if label not in ("error", "out_of_domain"):  # out-of-domain scores are not ranked with the rest
             keep_top(self.heap, self.top, (float(score), path))
 
 
@@ -168,7 +175,7 @@ def _open_output(out: Path, fmt: _Format, config: ScanConfig, tally: _Tally, log
             write_text(out, fmt.header())
         for r in rows:
             done.add(r["path"])
-            tally.note(r["path"], r["label"], r["score"])
+            tally.note(r["path"], r["label"], r["score"], r.get("in_domain"))
     elif out.exists() and not config.overwrite:
         raise ScanOutputError(f"{out}: already exists; pass --resume to continue that scan or --overwrite to replace it")
     else:
@@ -176,20 +183,26 @@ def _open_output(out: Path, fmt: _Format, config: ScanConfig, tally: _Tally, log
     return done
 
 
-def _rows(items, x, files: Sequence[str], scorer: Scorer, thr: float) -> list[dict]:
-    """One loader batch -> its output rows (scores rounded to 6 decimals)."""
+def _rows(items, x, files: Sequence[str], scorer: Scorer, thr: float, ood: str = "flag") -> list[dict]:
+    """One loader batch -> its output rows (scores rounded to 6 decimals). Each row has its own
+    threshold (its tile aggregate's) and domain verdict; ``ood == "skip"`` drops out-of-domain rows."""
     ok = [it for it in items if it[1]]
-    scored = iter(scorer.score_inputs(x, [it[2] for it in ok]) if ok else [])
+    scored = iter(scorer.score_inputs(x, [it[2] for it in ok], policies=[it[5] for it in ok],
+                                      stats=[ImageStats(it[7], it[3], it[4]) for it in ok]) if ok else [])
     rows = []
-    for i, good, n, w, h, policy, err in items:
+    for i, good, n, w, h, policy, err, _ in items:
         path = display_path(files[i])  # valid UTF-8 even for non-UTF-8 file names
         if not good:
             rows.append({"path": path, "score": None, "label": "error", "threshold": thr, "error": err,
-                         "policy": policy, "n_tiles": 0, "width": w, "height": h})
+                         "policy": policy, "n_tiles": 0, "width": w, "height": h, "in_domain": None,
+                         "domain_score": None})
             continue
-        s = round(next(scored).score, 6)
-        rows.append({"path": path, "score": s, "label": "fake" if s >= thr else "real", "threshold": thr,
-                     "error": None, "policy": policy, "n_tiles": n, "width": w, "height": h})
+        r = next(scored)
+        r.score = round(r.score, 6)
+        ds = None if r.domain_score is None else round(r.domain_score, 4)
+        rows.append({"path": path, "score": r.score, "label": r.label(ood), "threshold": round(r.threshold, 6),
+                     "error": None, "policy": policy, "n_tiles": n, "width": w, "height": h,
+                     "in_domain": r.in_domain, "domain_score": ds})
     return rows
 
 
@@ -219,9 +232,13 @@ def scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str 
     bar = Progress(total=len(files), desc="scan", unit="file", enabled=config.progress)
     try:
         for items, x in loader:
-            rows = _rows(items, x, files, scorer, thr)
+            rows = _rows(items, x, files, scorer, thr, config.out_of_domain)
             for row in rows:
-                tally.note(row["path"], row["label"], row["score"])
+                tally.note(row["path"], row["label"], row["score"], row["in_domain"])
+            if config.out_of_domain == "skip":
+                tally.ood_apart += sum(r["label"] == "out_of_domain" for r in rows)
+                tally.counts["out_of_domain"] -= sum(r["label"] == "out_of_domain" for r in rows)
+                rows = [r for r in rows if r["label"] != "out_of_domain"]
             write_all(fd, fmt.rows(rows).encode("utf-8", "surrogateescape"))
             bar.update(len(items))
     finally:
@@ -229,5 +246,7 @@ def scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str 
         bar.close()
     c = tally.counts
     return ScanResult(out=out, n_files=n_resumed + len(files), n_new=len(files), n_resumed=n_resumed,
-                      n_fake=c["fake"], n_real=c["real"], n_errors=c["error"], top=sorted(tally.heap, reverse=True),
+                      n_fake=c["fake"], n_real=c["real"], n_errors=c["error"],
+                      n_ood=c["out_of_domain"] + tally.ood_apart,
+                      top=sorted(tally.heap, reverse=True),
                       seconds=time.time() - t0, skipped_links=len(skipped))

@@ -108,8 +108,9 @@ def _merge(out: Path, pdir: Path, listed: list[str], config: ScanConfig, result:
             chunk = rows[i:i + 4096]
             f.write(fmt.rows(chunk).encode("utf-8", "surrogateescape"))
             for row in chunk:
-                tally.note(row["path"], row["label"], row["score"])
+                tally.note(row["path"], row["label"], row["score"], row.get("in_domain"))
     shutil.rmtree(pdir)  # the merged output holds every row now
     c = tally.counts
     return replace(result, n_files=len(rows), n_resumed=len(rows) - result.n_new, n_fake=c["fake"],
-                   n_real=c["real"], n_errors=c["error"], top=sorted(tally.heap, reverse=True))
+                   n_real=c["real"], n_errors=c["error"], n_ood=c["out_of_domain"] + tally.ood_apart,
+                   top=sorted(tally.heap, reverse=True))

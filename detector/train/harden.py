@@ -41,6 +41,7 @@ from .config import HardenConfig
 from .loop import require_process_group, train_detector
 from .replay import REPLAY_FILE, save_replay
 from .splits import Splits, fingerprint
+from .trust import fit_trust
 
 __all__ = ["HardenConfig", "HardenResult", "harden", "CHECKPOINT_DIR", "CHECKPOINT_FILE"]
 
@@ -101,9 +102,12 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
            out: str | os.PathLike, config: HardenConfig = HardenConfig(), *, flip: bool = True,
            policy: str = "resize", tile_aggregate: str = "max", mean: Sequence[float] = (0.5,),
            std: Sequence[float] = (0.5,), provenance: Mapping | None = None, resume: bool = False,
-           log: Callable[[str], None] = print, progress: bool = True) -> HardenResult:
+           log: Callable[[str], None] = print, progress: bool = True, originals: Mapping | None = None
+           ) -> HardenResult:
     """Harden ``net`` (a GAN discriminator, logit > 0 = real unless ``flip=False``) into a detector
-    artifact in ``out``; returns the metrics. ``real`` and each of ``fakes`` are already split."""
+    artifact in ``out``; returns the metrics. ``real`` and each of ``fakes`` are already split.
+    ``originals``: what the inputs no longer show of the training reals (see
+    :func:`detector.train.trust.fit_trust`), for the domain model."""
     t0 = time.time()
     out = Path(out)
     _, _, main = require_process_group()
@@ -142,6 +146,7 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
     rule = (f"FPR <= {config.target_fpr:g} on validation real images (n={len(real.val)}); "
             f"validation FPR {cal.val.fpr:.4f}, TPR {cal.val.tpr:.4f}")
     spec = replace(spec, threshold=cal.threshold, threshold_rule=rule, temperature=cal.temperature, provenance=prov)
+    trust = fit_trust(net, spec, real, config.target_fpr, config.device, originals, config.seed, fakes=fakes)
     if main:  # rank 0 alone writes
         save_replay(out / REPLAY_FILE, real, fakes, config.replay_per_generator, config.seed)
         write_json(out / "harden_metrics.json", {"val": cal.val.to_json(), "test": cal.test.to_json(),
@@ -149,7 +154,9 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
         t = cal.test
         _score_plot(out / "scores.png", cal.test_real, cal.test_fakes, cal.threshold,
                     f"test split: AUC {t.auc:.4f}, FPR {t.fpr:.4f}, TPR {t.tpr:.4f}")
-        Detector(net.cpu(), spec).save(out)  # artifact last: it only exists once everything else is done
+        det = Detector(net.cpu(), spec)
+        det.trust = trust
+        det.save(out)  # artifact last: it only exists once everything else is done
     dist_.barrier()  # the artifact is in place before any rank returns
     log(f"detector written to {out} (threshold {cal.threshold:.4f}, temperature {cal.temperature:.3f})")
     return HardenResult(out, cal.threshold, cal.temperature, cal.val, cal.test, config.steps, resumed,

@@ -28,6 +28,7 @@ from .harden import CHECKPOINT_DIR
 from .loop import require_process_group, train_detector
 from .replay import REPLAY_FILE, load_replay, save_replay
 from .splits import Splits, fingerprint, real_splits, split_tensor
+from .trust import fit_trust
 
 __all__ = ["RetrainConfig", "RetrainResult", "retrain", "format_table"]
 
@@ -170,13 +171,18 @@ def retrain(detector_dir: str | os.PathLike, new_fakes: Mapping[str, torch.Tenso
             f"validation FPR {cal.val.fpr:.4f}, TPR {cal.val.tpr:.4f}")
     new_spec = replace(spec, threshold=cal.threshold, threshold_rule=rule, temperature=cal.temperature,
                        provenance=prov)
+    new_spec = replace(new_spec, trust=None)
+    trust = fit_trust(net, new_spec, real, target_fpr, config.device, seed=config.seed, previous=old.trust,
+                      fakes=all_fakes)
     if main:  # rank 0 alone writes
         save_replay(out / REPLAY_FILE, real, all_fakes, config.replay_per_generator, config.seed)
         write_json(out / "retrain_metrics.json", {"before": before.to_json(), "after": cal.test.to_json(),
                                                   "val": cal.val.to_json(), "new_generators": list(new_splits),
                                                   "old_generators": list(old_fakes)})
         write_text(out / "retrain_table.txt", table + "\n")
-        Detector(net.cpu(), new_spec).save(out)
+        new = Detector(net.cpu(), new_spec)
+        new.trust = trust
+        new.save(out)
     dist_.barrier()
     log(f"retrained detector written to {out} (threshold {cal.threshold:.4f}, temperature {cal.temperature:.3f})")
     return RetrainResult(out, before, cal.test, list(new_splits), list(old_fakes), table, time.time() - t0)

@@ -14,11 +14,15 @@ __all__ = ["VIDEO_COLUMNS", "video_stats", "VideoResult"]
 
 VIDEO_COLUMNS = ("video", "status", "verdict", "score", "aggregation", "threshold", "verdict_threshold", "mean",
                  "max", "topk_mean", "topk", "flagged_fraction", "n_frames", "n_no_face", "n_decoded",
-                 "frame_count_header", "fps", "width", "height", "duration_s", "sampling", "error", "id")
+                 "frame_count_header", "fps", "width", "height", "duration_s", "sampling", "error", "id",
+                 "in_domain", "domain_score", "ood_fraction")
 
 
-def video_stats(scores: Sequence[float], threshold: float, config: VideoConfig) -> dict:
-    """Per-video statistics of frame scores and the verdict under ``config.aggregate``."""
+def video_stats(scores: Sequence[float], threshold: float, config: VideoConfig,
+                verdict_threshold: float | None = None) -> dict:
+    """Per-video statistics of frame scores and the verdict under ``config.aggregate``: frames are
+    flagged at ``threshold`` (the frames' own), the video score is compared with ``verdict_threshold``
+    (the aggregate's own, :mod:`detector.tails`; default ``threshold``)."""
     s = np.asarray(list(scores), dtype=np.float64)
     n = len(s)
     if n == 0:
@@ -27,7 +31,8 @@ def video_stats(scores: Sequence[float], threshold: float, config: VideoConfig) 
     st = {"mean": float(s.mean()), "max": float(s.max()), "topk_mean": float(np.sort(s)[-k:].mean()), "topk": k,
           "flagged_fraction": float((s >= threshold).mean()), "n_frames": n}
     st["score"] = st[config.aggregate]
-    st["verdict_threshold"] = config.flagged_min if config.aggregate == "flagged_fraction" else threshold
+    vt = threshold if verdict_threshold is None else verdict_threshold
+    st["verdict_threshold"] = config.flagged_min if config.aggregate == "flagged_fraction" else vt
     st["verdict"] = "fake" if st["score"] >= st["verdict_threshold"] else "real"
     return st
 
@@ -39,7 +44,7 @@ class VideoResult:
     video: str
     id: str
     status: str = "ok"            # ok | warning (scored, but see error) | error (not scored)
-    verdict: str = ""             # fake | real | no-face | "" (error)
+    verdict: str = ""             # fake | real | out_of_domain | no-face | "" (error)
     score: float | None = None
     aggregation: str = ""
     threshold: float | None = None
@@ -59,6 +64,9 @@ class VideoResult:
     duration_s: float | None = None
     sampling: str = ""
     error: str = ""
+    in_domain: bool | None = None     # most sampled frames within the detector's domain (None: unknown)
+    domain_score: float | None = None  # median of the frames' domain scores (> 1: outside)
+    ood_fraction: float | None = None  # share of scored frames outside the domain
     outputs: dict = field(default_factory=dict)
 
     def row(self) -> dict:

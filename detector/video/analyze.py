@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
+
+import numpy as np
 
 from ..artifact import Detector
 from ..atomic import atomic_open, write_json
@@ -115,13 +118,40 @@ def _stream(path: Path, detector: Detector, config: VideoConfig, plan: _Plan, re
     raise AssertionError("unreachable: the second attempt always returns")
 
 
+def _video_threshold(detector: Detector, config: VideoConfig, sinks: Sinks, k: int) -> float | None:
+    """The video aggregate's own threshold at the detector's FPR (:mod:`detector.tails`); None: unknown."""
+    tails = detector.trust.tails if detector.trust is not None else None
+    if tails is None or not sinks.scores or config.aggregate == "flagged_fraction":
+        return None
+    s = detector.spec
+    n = int(np.median(sinks.n_regions))
+    return tails.video(n, "max" if config.faces else s.tile_aggregate, s.tile_topk, len(sinks.scores),
+                       config.aggregate, k)
+
+
+def _domain(res: VideoResult, sinks: Sinks, config: VideoConfig) -> None:
+    """The video's domain verdict: in domain when at most half its scored frames are outside."""
+    if not sinks.domain_scores:
+        return
+    d = np.asarray(sinks.domain_scores)
+    res.domain_score, res.ood_fraction = float(np.median(d)), float((d > 1.0).mean())
+    res.in_domain = res.ood_fraction <= 0.5
+    if not res.in_domain and config.out_of_domain != "score" and res.verdict in ("fake", "real"):
+        res.verdict = "out_of_domain"
+
+
 def _conclude(res: VideoResult, sinks: Sinks, detector: Detector, config: VideoConfig, plan: _Plan) -> None:
     """Frame scores -> the video's statistics, verdict, status and notes in ``res``."""
-    st = video_stats(sinks.scores, detector.spec.threshold, config)
+    n = len(sinks.scores)
+    k = max(min(config.topk_min, n), math.ceil(config.topk_fraction * n)) if n else 0
+    frame_thr = sinks.frame_threshold if sinks.frame_threshold is not None else detector.spec.threshold
+    st = video_stats(sinks.scores, frame_thr, config, _video_threshold(detector, config, sinks, k))
     res.n_frames, res.n_no_face = st["n_frames"], sinks.n_no_face
     if res.n_frames:
+        res.threshold = frame_thr
         for key in ("score", "mean", "max", "topk_mean", "topk", "flagged_fraction", "verdict", "verdict_threshold"):
             setattr(res, key, st[key])
+        _domain(res, sinks, config)
     elif config.faces:
         res.verdict = "no-face"
         plan.notes.append(f"no face detected in any of the {res.n_no_face} sampled frames")

@@ -38,6 +38,7 @@ class VideoConfig:
     open_timeout_ms: int = 10_000       # FFmpeg open / read timeouts (network or stuck streams)
     progress: bool = True
     device: str = "cpu"
+    out_of_domain: str = "flag"         # flag | score | skip (video: skip = flag; see docs/trust.md)
 
     DEFAULT_FRAMES = 32  # DeepfakeBench's protocol: 32 frames per video
 
@@ -59,6 +60,8 @@ class VideoConfig:
             raise ValueError("topk_fraction must be in (0, 1] and topk_min >= 1")
         if not 0 < self.flagged_min <= 1:
             raise ValueError(f"flagged_min must be in (0, 1], got {self.flagged_min}")
+        if self.out_of_domain not in ("flag", "score", "skip"):
+            raise ValueError(f"out_of_domain must be flag, score or skip, not {self.out_of_domain!r}")
         if self.batch_size < 1 or self.max_pixels < 1 or self.min_face < 1:
             raise ValueError("batch_size, max_pixels and min_face must be positive")
         return self

@@ -23,7 +23,8 @@ from .score import FrameResult
 
 __all__ = ["FRAME_COLUMNS", "safe_id", "Sinks"]
 
-FRAME_COLUMNS = ("video", "frame", "time_s", "kind", "region", "score", "label", "note")
+FRAME_COLUMNS = ("video", "frame", "time_s", "kind", "region", "score", "label", "note", "threshold", "in_domain",
+                 "domain_score")
 
 
 def safe_id(i: int, path: Path) -> str:
@@ -46,6 +47,9 @@ class Sinks:
         self.heat_n = 0
         self.times: list[float] = []
         self.scores: list[float] = []
+        self.domain_scores: list[float] = []  # per scored frame, when the detector has a domain model
+        self.n_regions: list[int] = []        # regions (tiles or faces) per scored frame
+        self.frame_threshold: float | None = None
         self.no_face_times: list[float] = []
         self.n_no_face = 0
         self.peak: tuple[float, Frame, FrameResult] | None = None  # drawn once, at commit
@@ -54,27 +58,34 @@ class Sinks:
         self.out_fps = out_fps
 
     def add(self, frame: Frame, res: FrameResult) -> None:
-        thr = self.det.spec.threshold
+        thr = res.threshold if res.threshold is not None else self.det.spec.threshold
         t = f"{res.time:.4f}"
         if res.score is None:
             self.n_no_face += 1
             self.no_face_times.append(res.time)
-            self.writer.writerow([self.name, res.index, t, "none", "", "", "", res.note])
+            self.writer.writerow([self.name, res.index, t, "none", "", "", "", res.note, "", "", ""])
         else:
             self.times.append(res.time)
             self.scores.append(res.score)
+            self.n_regions.append(len(res.regions))
+            self.frame_threshold = thr
+            dom = ["" if res.in_domain is None else res.in_domain,
+                   "" if res.domain_score is None else f"{res.domain_score:.4f}"]
+            if res.domain_score is not None:
+                self.domain_scores.append(res.domain_score)
+            one = f"{self.det.spec.threshold:.6f}"  # a single region's threshold
             if self.cfg.faces:
                 for r in res.regions:
                     self.writer.writerow([self.name, res.index, t, "face", ",".join(map(str, r.box)),
-                                          f"{r.score:.6f}", self.det.label(r.score), res.note])
+                                          f"{r.score:.6f}", self.det.label(r.score), res.note, one, *dom])
             elif self.cfg.all_tiles:
                 for r in res.regions:
                     self.writer.writerow([self.name, res.index, t, "tile", ",".join(map(str, r.box)),
-                                          f"{r.score:.6f}", self.det.label(r.score), ""])
+                                          f"{r.score:.6f}", self.det.label(r.score), "", one, *dom])
             else:
                 self.writer.writerow([self.name, res.index, t, "frame", ",".join(map(str, res.hot)),
-                                      f"{res.score:.6f}", self.det.label(res.score),
-                                      f"{len(res.regions)} tiles; region = hottest tile"])
+                                      f"{res.score:.6f}", res.label(self.cfg.out_of_domain),
+                                      f"{len(res.regions)} tiles; region = hottest tile", f"{thr:.6f}", *dom])
         if self.heat is not None and res.heatmap is not None:
             if self.heat_shape is None:
                 self.heat_shape = res.heatmap.shape
@@ -122,7 +133,7 @@ class Sinks:
         self.rows.close()
         if self.out_dir is None:
             return
-        thr = self.det.spec.threshold
+        thr = self.frame_threshold if self.frame_threshold is not None else self.det.spec.threshold
         if self.heat is not None and self.heat_n:
             hd = self.out_dir / "heatmaps"
             header = {"descr": "<f4", "fortran_order": False, "shape": (self.heat_n, *self.heat_shape)}

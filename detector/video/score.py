@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..artifact import Detector
+from ..domain import ImageStats
 from ..scoring import ImageScore, Scorer
 from . import faces as faces_
 from .config import VideoConfig
@@ -44,6 +45,15 @@ class FrameResult:
     heatmap: np.ndarray | None = None     # (rows, cols) tile scores (tiling mode)
     hot: tuple[int, int, int, int] | None = None  # the most suspicious region
     note: str = ""
+    threshold: float | None = None        # the frame score's own threshold (its aggregate's)
+    in_domain: bool | None = None         # None: no domain model (or nothing scored)
+    domain_score: float | None = None     # > 1: unlike the detector's training reals
+
+    def label(self, out_of_domain: str = "flag") -> str:
+        """fake | real | out_of_domain, as :meth:`detector.scoring.ImageScore.label`."""
+        if self.in_domain is False and out_of_domain != "score":
+            return "out_of_domain"
+        return "fake" if self.score >= self.threshold else "real"
 
 
 class FrameScorer:
@@ -57,13 +67,14 @@ class FrameScorer:
     def _regions(self, frame: Frame) -> tuple[list[torch.Tensor], list[tuple[int, int, int, int]]]:
         """The images to score in one frame (face crops, or the whole frame to tile) and the face boxes."""
         channels = self.det.spec.channels
-        if not self.cfg.faces:
-            return [bgr_to_tensor(frame.image, channels)], []  # (C, H, W)
+        if not self.cfg.faces:  # the stats of the colour frame: the domain check sees what grey conversion hides
+            return [(bgr_to_tensor(frame.image, channels), ImageStats.of(frame.image))], []  # (C, H, W)
         h, w = frame.image.shape[:2]
         crops, boxes = [], []
         for (fx, fy, fw, fh) in faces_.detect_faces(frame.image, self.cfg.min_face):
             y0, x0, s, _ = faces_.face_crop_box(fx, fy, fw, fh, w, h, self.cfg.margin)
-            crops.append(bgr_to_tensor(frame.image[y0:y0 + s, x0:x0 + s], channels))  # only the crop is converted
+            crop = frame.image[y0:y0 + s, x0:x0 + s]
+            crops.append((bgr_to_tensor(crop, channels), ImageStats.of(crop)))  # only the crop is converted
             boxes.append((y0, x0, s, s))
         return crops, boxes
 
@@ -72,7 +83,11 @@ class FrameScorer:
             return FrameResult(frame.index, frame.time, None, [Region("none", None, None)], note="no face detected")
         out = [Region("face", box, r.score) for box, r in zip(boxes, scored)]
         best = max(out, key=lambda r: r.score)
-        return FrameResult(frame.index, frame.time, best.score, out, hot=best.box, note=f"{len(out)} face(s)")
+        doms = [r.domain_score for r in scored if r.domain_score is not None]
+        dom = float(np.median(doms)) if doms else None
+        return FrameResult(frame.index, frame.time, best.score, out, hot=best.box, note=f"{len(out)} face(s)",
+                           threshold=self.det.threshold_for(len(out), "max"),
+                           in_domain=None if dom is None else dom <= 1.0, domain_score=dom)
 
     def _tiles(self, frame: Frame, r: ImageScore) -> FrameResult:
         h, w = frame.image.shape[:2]
@@ -87,7 +102,8 @@ class FrameScorer:
             heat[yi[y], xi[x]] = s
         regions = [Region("tile", b, float(s)) for b, s in zip(boxes, values)]
         hot = int(torch.argmax(r.tile_scores))
-        return FrameResult(frame.index, frame.time, r.score, regions, heatmap=heat, hot=boxes[hot])
+        return FrameResult(frame.index, frame.time, r.score, regions, heatmap=heat, hot=boxes[hot],
+                           threshold=r.threshold, in_domain=r.in_domain, domain_score=r.domain_score)
 
     def score(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, FrameResult]]:
         """Score frames in order; each frame is yielded once all its regions are scored."""

@@ -28,7 +28,8 @@ from starlette.staticfiles import StaticFiles
 
 from detector import __version__
 from detector.artifact import Detector
-from detector.decode import UnreadableImage, read_image
+from detector.decode import UnreadableImage, read_image_reduced
+from detector.domain import ImageStats
 
 from . import engine
 from .batching import MicroBatcher
@@ -74,19 +75,18 @@ class Service:
     # ------------------------------------------------------------------ one image
     def prepare_upload(self, up: Upload) -> engine.Prepared:
         """Runs on a decoding thread."""
-        img = decode_upload(up, self.det.spec.channels, self.cfg.max_pixels)  # (C, H, W)
-        return engine.prepare(self.det, img, self.cfg.max_tiles)
+        d = decode_upload(up, self.det.spec.channels, self.cfg.max_pixels)  # .image: (C, H, W)
+        return engine.prepare(self.det, d.image, self.cfg.max_tiles, ImageStats(d.colour, d.width, d.height))
 
     def prepare_path(self, requested: str) -> engine.Prepared:
         """Runs on a decoding thread; the path was checked against the allowed folders."""
         path, _ = resolve_allowed(self.cfg.allow_dirs, requested)
         try:
-            img = read_image(path, channels=self.det.spec.channels, max_pixels=self.cfg.max_pixels,
-                             max_bytes=self.cfg.max_image_bytes)
+            d = read_image_reduced(path, self.det.spec.channels, self.cfg.max_pixels, self.cfg.max_image_bytes)
         except UnreadableImage as e:
             raise ServeError(404 if not Path(path).exists() and not Path(path).is_symlink() else 422,
                              e.reason) from None
-        return engine.prepare(self.det, img, self.cfg.max_tiles)
+        return engine.prepare(self.det, d.image, self.cfg.max_tiles, ImageStats(d.colour, d.width, d.height))
 
     # ------------------------------------------------------------------ many images
     async def score(self, names: list[str], prepare, arg_of, heatmap: bool) -> tuple[int, dict]:
@@ -115,9 +115,10 @@ class Service:
         if sc is None:
             return {"name": name, "score": None, "label": "error", "threshold": thr, "error": p.reason,
                     "status": p.status, "limit": p.limit, "policy": self.det.spec.policy, "n_tiles": 0,
-                    "width": None, "height": None}
-        row = {"name": name, "score": sc.score, "label": sc.label, "threshold": thr, "error": None, "status": 200,
-               "limit": None, "policy": p.policy, "n_tiles": sc.n_tiles, "width": p.width, "height": p.height}
+                    "width": None, "height": None, "in_domain": None, "domain_score": None}
+        row = {"name": name, "score": sc.score, "label": sc.label, "threshold": sc.threshold, "error": None,
+               "status": 200, "limit": None, "policy": p.policy, "n_tiles": sc.n_tiles, "width": p.width,
+               "height": p.height, "in_domain": sc.in_domain, "domain_score": sc.domain_score}
         if heatmap:
             row["heatmap"] = _heatmap(p, sc, self.det.spec.input_size, self.cfg.heatmap_max_tiles)
         return row

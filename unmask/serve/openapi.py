@@ -18,8 +18,11 @@ _HEAT = {"name": "heatmap", "in": "query", "schema": {"type": "boolean", "defaul
 def _row_schema() -> dict:
     num = {"type": ["number", "null"]}
     return {"type": "object", "properties": {
-        "name": {"type": "string"}, "score": num, "label": {"enum": ["real", "fake", "error"]},
-        "threshold": {"type": "number"}, "error": {"type": ["string", "null"]},
+        "name": {"type": "string"}, "score": num, "label": {"enum": ["real", "fake", "out_of_domain", "error"]},
+        "threshold": {"type": "number", "description": "this image's own (a tiled image's: its aggregate's)"},
+        "error": {"type": ["string", "null"]},
+        "in_domain": {"type": ["boolean", "null"], "description": "null: the detector has no domain model"},
+        "domain_score": {"type": ["number", "null"], "description": "above 1: unlike the detector's training reals"},
         "status": {"type": "integer", "description": "200, or the 4xx this image alone would get"},
         "limit": {"type": ["string", "null"]}, "policy": {"type": "string"}, "n_tiles": {"type": "integer"},
         "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},

@@ -14,12 +14,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
-import torch
 from PIL import Image, UnidentifiedImageError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from detector.decode import SUPPORTED_FORMATS, UnreadableImage, decode_bytes
+from detector.decode import SUPPORTED_FORMATS, Decoded, UnreadableImage, decode_bytes_full
 
 from .config import ServeConfig, ServeError
 
@@ -195,10 +194,11 @@ def status_for_undecodable(data: bytes, max_pixels: int) -> tuple[int, str | Non
         return 422, None
 
 
-def decode_upload(up: Upload, channels: int, max_pixels: int) -> torch.Tensor:
-    """``(channels, H, W)`` in [0, 1], or a :class:`ServeError` with the decoder's reason."""
+def decode_upload(up: Upload, channels: int, max_pixels: int) -> Decoded:
+    """The decoded upload (``.image``: ``(channels, H, W)`` in [0, 1]), or a :class:`ServeError` with
+    the decoder's reason."""
     try:
-        return decode_bytes(up.data, channels=channels, max_pixels=max_pixels, name=up.name)
+        return decode_bytes_full(up.data, channels=channels, max_pixels=max_pixels, name=up.name)
     except UnreadableImage as e:
         status, limit = status_for_undecodable(up.data, max_pixels)
         suffix = f" (limit max_pixels={max_pixels})" if limit == "max_pixels" else ""
