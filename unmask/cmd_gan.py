@@ -33,7 +33,7 @@ def gan() -> None:
 @click.option("--generator", type=click.Choice(GENERATORS.names()), default=_D.generator, show_default=True,
               help="dcgan: transposed convolutions; upconv: resize-then-convolve.")
 @click.option("--loss", type=click.Choice(LOSSES.names()), default=_D.loss, show_default=True,
-              help="bce (non-saturating), hinge or wgan_gp.")
+              help="bce (non-saturating), minimax (saturating: stalls, for study), hinge or wgan_gp.")
 @click.option("--steps", type=click.IntRange(1), default=None, help=f"Generator updates [default: {_D.steps}].")
 @click.option("--batch-size", type=click.IntRange(2), default=_D.batch_size, show_default=True)
 @click.option("--image-size", type=click.IntRange(8, 1024), default=_D.image_size, show_default=True)
@@ -46,7 +46,7 @@ def gan() -> None:
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalisation in D (Miyato et al. 2018).")
 @click.option("--r1", type=click.FloatRange(0), default=_D.r1, show_default=True, help="R1 penalty gamma.")
 @click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=_D.label_smoothing, show_default=True,
-              help="One-sided: real target 1-s (bce).")
+              help="One-sided: real target 1-s (bce, minimax).")
 @click.option("--instance-noise", type=click.FloatRange(0), default=_D.instance_noise, show_default=True,
               help="Initial instance-noise sigma, annealed to 0.")
 @click.option("--spectral-loss", type=click.FloatRange(0), default=_D.spectral_loss, show_default=True,
