@@ -169,14 +169,16 @@ class RemedyLadder:
                 continue
             del self.trials[ladder]
             after = sum(t["after"]) / len(t["after"])
-            helped = after >= 1.0 or after >= HELPED * t["before"]
+            before = t["before"]
+            helped = after >= 1.0 or (before is not None and after >= HELPED * before)
+            trend = f"relief {'?' if before is None else f'{before:.2f}'} -> {after:.2f}"
             rec = {"type": "remedy", "step": step, "symptom": t["symptom"], "rung": t["rung"], "verdict":
-                   "kept" if helped else "rolled back", "metric": "relief", "before": t["before"], "after": after}
+                   "kept" if helped else "rolled back", "metric": "relief", "before": before, "after": after}
             if helped:
-                rec["action"] = f"kept {t['rung']} (relief {t['before']:.2f} -> {after:.2f})"
+                rec["action"] = f"kept {t['rung']} ({trend})"
                 out.append(rec)
                 continue
-            rec["action"] = f"rolled back {t['rung']} (relief {t['before']:.2f} -> {after:.2f}): " + self._undo(t)
+            rec["action"] = f"rolled back {t['rung']} ({trend}): " + self._undo(t)
             out.append(rec)
             out.append(self.apply(step, t["symptom"], sigma))
         return out
@@ -202,7 +204,8 @@ class RemedyLadder:
         """The next applicable rung of ``symptom``'s ladder, put on trial; its ``remedy`` record."""
         ladder = LADDER_OF[symptom]
         rungs = LADDERS[ladder]
-        before = sum(self.history[symptom]) / max(1, len(self.history[symptom]))
+        h = self.history[symptom]
+        before = sum(h) / len(h) if h else None  # None: judged by relief >= 1 alone
         while self.next_rung[ladder] < len(rungs):
             name = rungs[self.next_rung[ladder]]
             self.next_rung[ladder] += 1
