@@ -40,8 +40,8 @@ CASES = {  # name -> (what is broken, GanConfig overrides)
     "g_lr": ("G's learning rate 60x D's: partial mode dropping", {"lr_g": 6e-3, "lr_d": 1e-4}),
 }
 FULL = {"steps": 800, "quality_every": -1, "health_every": 25}
-TINY = {"steps": 24, "batch_size": 16, "z_dim": 8, "g_width": 8, "d_width": 8, "health_every": 3, "health_window": 2,
-        "quality_every": -1, "quality_samples": 128, "quality_ref": 256}
+TINY = {"steps": 12, "batch_size": 8, "z_dim": 8, "g_width": 8, "d_width": 8, "health_every": 2, "health_window": 2,
+        "quality_every": -1, "quality_samples": 64, "quality_ref": 128, "zoo_fractions": (1.0,)}
 
 
 def clinic_configs(tiny: bool = False) -> list[tuple[str, bool, dict]]:
@@ -144,13 +144,27 @@ def plot_clinic(runs: list[dict], path) -> None:
     figure_png(fig, path, dpi=70, tight=False)
 
 
+class _InProcess:
+    """``workers=1``: run here, one after the other (no process start-up: what the tiny test uses)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @staticmethod
+    def map(fn, jobs):
+        return map(fn, jobs)
+
+
 def run_clinic(out_dir, tiny: bool = False, workers: int = 2, log=None) -> dict:
     """Every clinic run (``workers`` at a time), their verdicts and the table."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     jobs = [(n, a, kw, str(Path(out_dir) / f"{n}{'_auto' if a else ''}")) for n, a, kw in clinic_configs(tiny)]
     t0 = time.perf_counter()
     runs = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
         for r in pool.map(run_one, jobs):
             log(f"[clinic] {r['case']}{' +auto-remedy' if r['auto_remedy'] else ''}: FD-FMNIST {r['fd']:.1f} "
                 f"precision {r['precision']:.2f} recall {r['recall']:.2f} coverage {r['coverage']:.0%} "

@@ -271,7 +271,7 @@ def plot_health(records: list[dict], path) -> None:
     series(axes[1, 0], [("grad_g", "|grad G| (training loss)"), ("grad_g_minimax", "|grad G| (minimax)"),
                         ("grad_d", "|grad D|")], "gradient norms", log=True)
     series(axes[1, 1], [("diversity_ratio", "diversity / real"), ("dup_rate", "near-duplicate rate"),
-                        ("coverage", "class coverage")], "sample diversity", ylim=(0, max(
+                        ("coverage", "class coverage"), ("recall", "recall (batch)")], "sample diversity", ylim=(0, max(
                             [1.2] + [r.get("diversity_ratio") or 0 for r in train])))
     ax = axes[1, 2]
     if qual:

@@ -51,7 +51,9 @@ def gan() -> None:
               help="Initial instance-noise sigma, annealed to 0.")
 @click.option("--spectral-loss", type=click.FloatRange(0), default=_D.spectral_loss, show_default=True,
               help="Weight of the Durall spectral loss on G.")
-@click.option("--auto-remedy", is_flag=True, help="Apply the remedy a health warning names.")
+@click.option("--auto-remedy", is_flag=True,
+              help="On a health warning, climb the remedy ladder (docs/gan.md): one bounded change at a time, "
+                   "rolled back if it does not help.")
 @click.option("--health-every", type=click.IntRange(1), default=_D.health_every, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=_D.checkpoint_every, show_default=True)
 @click.option("--seed", type=int, default=_D.seed, show_default=True)
@@ -67,8 +69,8 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
               checkpoint_every, seed, device, amp, threads, out, resume, quiet) -> None:
     """Train a GAN and write a run directory (config, metrics, health.png, samples, checkpoints, zoo).
 
-    Health warnings (D overpowering G, mode collapse) are printed with a remedy; --auto-remedy
-    applies it. Quality is reported as FD-FMNIST (a Fréchet distance in an offline Fashion-MNIST
+    Health warnings (D overpowering G, mode collapse, partial mode dropping) are printed with a
+    remedy; --auto-remedy acts on them. Quality is reported as FD-FMNIST (a Fréchet distance in an offline Fashion-MNIST
     classifier's feature space; not Inception FID).
 
     Under torchrun every process trains a share of each (global) --batch-size batch with
@@ -132,8 +134,16 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
                    f"class coverage {q.coverage:.0%}\n  FD-FMNIST by step: {fds}")
     click.echo(f"health warnings: {len(result.warnings)}"
                + (f" ({', '.join(sorted({w.symptom for w in result.warnings}))}); see {target}/health.png"
-                  if result.warnings else "") + (f"; auto-remedies applied: {len(result.remedies)}" if result.remedies else ""))
+                  if result.warnings else "") + _remedy_summary(result.remedies))
     click.echo(f"generator zoo: {', '.join(s.name for s in result.snapshots)}")
+
+
+def _remedy_summary(remedies: list[dict]) -> str:
+    tried = [r for r in remedies if r.get("verdict") == "on trial" and r.get("rung")]
+    if not tried:
+        return ""
+    undone = sum(r.get("verdict") == "rolled back" for r in remedies)
+    return f"; auto-remedies applied: {len(tried)} ({', '.join(r['rung'] for r in tried)}), rolled back: {undone}"
 
 
 @gan.command("sample")
