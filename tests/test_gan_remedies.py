@@ -165,3 +165,18 @@ def test_partial_mode_dropping_warned_for_a_few_class_generator(labelled):
     assert "partial mode dropping" in events[0].message and "of classes" in events[0].message
     healthy = images[512:512 + 256]
     assert _watch(probe, [healthy[64 * i:64 * (i + 1)] for i in range(4)]) == []
+
+
+def test_resume_with_remedies_reproduces_uninterrupted_run(tmp_path):
+    import json
+
+    from gan.trainer import train
+
+    cfg = tiny_config(steps=12, batch_size=16, lr_d=1e-2, lr_g=1e-5, health_every=2, checkpoint_every=100,
+                      auto_remedy=True)
+    train(cfg, tmp_path / "a")
+    train(cfg, tmp_path / "b", stop_at=7)
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["type"] == "remedy" and r.get("rung") for r in rows)  # the ladder acted before the interruption
+    train(cfg, tmp_path / "b", resume=True)
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
