@@ -4,7 +4,7 @@ next to a healthy reference run, all on the embedded Fashion-MNIST for the same 
 Broken on purpose (each a failure the health monitor of :mod:`gan.health` names):
 
 * ``d_lr``       - D overpowering G by learning rate (lr_d 100x lr_g);
-* ``d_capacity`` - D overpowering G by capacity (a 2x wider D that also updates twice per G step);
+* ``d_capacity`` - D overpowering G by capacity (a 2x wider D that also updates 3 times per G step);
 * ``collapse``   - a generator that collapses (both learning rates 10x, Adam beta1 0.9);
 * ``minimax``    - the saturating minimax loss of Goodfellow et al. (2014), which stalls once D wins;
 * ``g_lr``       - G's learning rate 60x D's: G chases D's weak spot and drops modes.
@@ -34,7 +34,7 @@ HEALTHY = "healthy"
 CASES = {  # name -> (what is broken, GanConfig overrides)
     HEALTHY: ("nothing (the reference)", {}),
     "d_lr": ("D overpowers G by learning rate: lr_d 100x lr_g", {"lr_d": 2e-3, "lr_g": 2e-5}),
-    "d_capacity": ("D overpowers G by capacity: D 2x wider, 2 D steps per G step", {"d_width": 64, "d_steps": 2}),
+    "d_capacity": ("D overpowers G by capacity: D 2x wider, 3 D steps per G step", {"d_width": 64, "d_steps": 3}),
     "collapse": ("G collapses: both learning rates 10x, Adam beta1 0.9", {"lr_d": 2e-3, "lr_g": 2e-3, "beta1": 0.9}),
     "minimax": ("saturating minimax G loss (stalls when D wins)", {"loss": "minimax"}),
     "g_lr": ("G's learning rate 60x D's: partial mode dropping", {"lr_g": 6e-3, "lr_d": 1e-4}),

@@ -4,9 +4,11 @@ bounded change at a time, keep what helps and roll back what does not.
 The trainer reads a small :class:`Knobs` every step (learning rates, how often D updates, instance
 noise, label smoothing, R1, a mode-seeking term, G's objective). A warning of :mod:`gan.health`
 applies the next *rung* of its symptom's ladder; the rung is on trial for ``trial_checks`` health
-checks, after which it is judged by :meth:`gan.health.HealthMonitor.relief` (>= 1: the symptom's
-condition is off): kept when the mean relief over the trial is >= 1 or at least ``1.5x`` the mean
-over the checks before it, else rolled back (only the fields it changed) and the next rung tried.
+checks (one rung at a time), after which it is judged by :meth:`gan.health.HealthMonitor.relief`
+(>= 1: the symptom's condition is off): kept when the mean relief over the trial is >= 1; kept and
+watched for another trial when it is at least ``1.5x`` the mean over the checks before; otherwise
+rolled back (only the fields it changed; a rung that helped in an earlier window stays) and the
+next rung tried.
 Every step of this is a ``remedy`` record in ``metrics.jsonl`` with the metric before and after.
 
 Why these rungs (docs/gan.md has the long form):
@@ -14,8 +16,8 @@ Why these rungs (docs/gan.md has the long form):
 * D overpowering G (Arjovsky & Bottou, ICLR 2017: a confident D leaves G no gradient):
   ``non_saturating`` (minimax runs only: Goodfellow et al. 2014 give the non-saturating G loss as the
   cure of exactly this stall); ``rebalance`` (meet at the geometric mean of the two learning rates,
-  as two time-scale training keeps them within a small ratio, Heusel et al. 2017); ``slow_d`` (D
-  updates every 2nd, then 4th step); ``noise`` (instance noise makes the two distributions overlap,
+  as two time-scale training keeps them within a small ratio, Heusel et al. 2017); ``slow_d`` (fewer
+  D updates per G step, then D updates every 2nd, then 4th step); ``noise`` (instance noise makes the two distributions overlap,
   Sønderby et al. 2017, Arjovsky & Bottou 2017); ``smoothing`` (one-sided label smoothing caps D's
   confidence, Salimans et al. 2016); ``r1`` (R1 penalises D's gradient on real data, Mescheder et al. 2018).
 * Mode collapse and partial mode dropping: ``rebalance`` (a G much faster than D chases D's current
@@ -101,6 +103,8 @@ def _rebalance(k: Knobs, c, sigma: float) -> Knobs | None:
 
 
 def _slow_d(k: Knobs, c, sigma: float) -> Knobs | None:
+    if k.d_steps > 1:  # fewer D updates per G update first, then D only every 2nd, 4th step
+        return dataclasses.replace(k, d_steps=k.d_steps - 1)
     return dataclasses.replace(k, d_every=2 * k.d_every) if 2 * k.d_every <= MAX_D_EVERY else None
 
 
@@ -155,11 +159,11 @@ class RemedyLadder:
         self.config, self.trial_checks = config, max(1, trial_checks)
         self.knobs = Knobs.from_config(config)
         self.next_rung = {name: 0 for name in LADDERS}
-        self.trials: dict[str, dict] = {}  # ladder -> the rung on trial
+        self.trials: dict[str, dict] = {}  # ladder -> the rung on trial (at most one at a time)
         self.history = {s: deque(maxlen=self.trial_checks) for s in LADDER_OF}  # recent relief per symptom
 
     def observe(self, step: int, relief: dict[str, float], sigma: float) -> list[dict]:
-        """Record this check's relief; judge the trials that are due (records of what happened)."""
+        """Record this check's relief; judge the trial if it is due (records of what happened)."""
         for s, v in relief.items():
             self.history[s].append(min(v, 10.0))
         out = []
@@ -167,21 +171,29 @@ class RemedyLadder:
             t["after"].append(min(relief[t["symptom"]], 10.0))
             if len(t["after"]) < self.trial_checks:
                 continue
-            del self.trials[ladder]
-            after = sum(t["after"]) / len(t["after"])
-            before = t["before"]
-            helped = after >= 1.0 or (before is not None and after >= HELPED * before)
-            trend = f"relief {'?' if before is None else f'{before:.2f}'} -> {after:.2f}"
-            rec = {"type": "remedy", "step": step, "symptom": t["symptom"], "rung": t["rung"], "verdict":
-                   "kept" if helped else "rolled back", "metric": "relief", "before": before, "after": after}
-            if helped:
-                rec["action"] = f"kept {t['rung']} ({trend})"
-                out.append(rec)
-                continue
-            rec["action"] = f"rolled back {t['rung']} ({trend}): " + self._undo(t)
-            out.append(rec)
-            out.append(self.apply(step, t["symptom"], sigma))
+            out += self._judge(ladder, t, step, sigma)
         return out
+
+    def _judge(self, ladder: str, t: dict, step: int, sigma: float) -> list[dict]:
+        """Cured: kept. Improving: kept and watched another trial (no new rung piled on). Neither:
+        rolled back, or kept if it had helped in an earlier window; then the next rung."""
+        after, before = sum(t["after"]) / len(t["after"]), t["before"]
+        trend = f"relief {'?' if before is None else f'{before:.2f}'} -> {after:.2f}"
+        rec = {"type": "remedy", "step": step, "symptom": t["symptom"], "rung": t["rung"], "metric": "relief",
+               "before": before, "after": after, "verdict": "kept"}
+        improving = before is not None and after >= HELPED * before
+        if after < 1.0 and improving:
+            t.update(before=after, after=[], extended=True)
+            return [{**rec, "action": f"kept {t['rung']} ({trend}), still improving: watching it "
+                                      f"{self.trial_checks} more checks"}]
+        del self.trials[ladder]
+        if after >= 1.0:
+            return [{**rec, "action": f"kept {t['rung']} ({trend})"}]
+        if t.get("extended"):
+            rec["action"] = f"kept {t['rung']} ({trend}; it helped earlier), stalled: next rung"
+        else:
+            rec.update(verdict="rolled back", action=f"rolled back {t['rung']} ({trend}): " + self._undo(t))
+        return [rec, self.apply(step, t["symptom"], sigma)]
 
     def _undo(self, t: dict) -> str:
         fields = {}
@@ -193,8 +205,9 @@ class RemedyLadder:
         return "; ".join(f"{n} {_fmt(a)} -> {_fmt(b)}" for n, (a, b) in before.changes(self.knobs).items()) or "nothing"
 
     def on_warning(self, step: int, symptom: str, sigma: float) -> dict:
-        """Apply the next rung for ``symptom`` unless a rung of its ladder is still on trial."""
-        t = self.trials.get(LADDER_OF[symptom])
+        """Apply the next rung for ``symptom`` unless a rung is on trial: one change at a time, so each
+        verdict can be put down to its rung (and remedies do not pile up while one takes effect)."""
+        t = next(iter(self.trials.values()), None)
         if t is not None:
             return {"type": "remedy", "step": step, "symptom": symptom, "rung": t["rung"], "verdict": "on trial",
                     "action": f"none: {t['rung']} is on trial since step {t['step']}"}

@@ -16,7 +16,7 @@ from gan.remedies import (LR_FLOOR, MAX_D_EVERY, MAX_MODE_SEEKING, MAX_NOISE, MA
 from tests.gan_helpers import tiny_config
 
 # the Knobs fields each rung may change
-CHANGES = {"non_saturating": {"non_saturating"}, "rebalance": {"lr_d", "lr_g"}, "slow_d": {"d_every"},
+CHANGES = {"non_saturating": {"non_saturating"}, "rebalance": {"lr_d", "lr_g"}, "slow_d": {"d_every", "d_steps"},
            "noise": {"instance_noise"}, "smoothing": {"label_smoothing"}, "r1": {"r1"},
            "mode_seeking": {"mode_seeking"}, "lower_lr_g": {"lr_g"}}
 
@@ -80,8 +80,12 @@ def test_rung_that_does_not_help_is_rolled_back_and_the_next_one_tried():
     assert recs[0]["before"] == pytest.approx(0.1) and recs[0]["after"] == pytest.approx(0.11)
     assert "lr_d 0.0002 -> 0.002" in recs[0]["action"] and recs[1]["rung"] == "slow_d"
     assert (ladder.knobs.lr_d, ladder.knobs.lr_g, ladder.knobs.d_every) == (2e-3, 2e-5, 2)
-    recs = _trial(ladder, [(50, 0.5), (60, 0.9)])  # relief 0.1 -> 0.7: kept
-    assert [r["verdict"] for r in recs] == ["kept"] and ladder.knobs.d_every == 2
+    recs = _trial(ladder, [(50, 0.5), (60, 0.9)])  # relief 0.1 -> 0.7: kept, watched another trial
+    assert [r["verdict"] for r in recs] == ["kept"] and "still improving" in recs[0]["action"]
+    assert ladder.on_warning(60, "collapse", 0.0)["verdict"] == "on trial"  # one rung at a time, any ladder
+    recs = _trial(ladder, [(70, 0.7), (80, 0.72)])  # stalled below 1: stays (it helped), next rung on top
+    assert [(r["verdict"], r["rung"]) for r in recs] == [("kept", "slow_d"), ("on trial", "noise")]
+    assert ladder.knobs.d_every == 2 and ladder.knobs.instance_noise == pytest.approx(0.1)
     state = ladder.state_dict()
     again = RemedyLadder(c, trial_checks=2)
     again.load_state_dict(state)
