@@ -42,7 +42,7 @@ class GanConfig:
     beta2: float = 0.999
     spectral_norm: bool = False
     r1: float = 0.0  # gamma; adds gamma/2 * E||grad D(real)||^2
-    label_smoothing: float = 0.0  # one-sided: real target 1 - s (bce only)
+    label_smoothing: float = 0.0  # one-sided: real target 1 - s (bce, minimax)
     instance_noise: float = 0.0  # initial sigma (images in [-1, 1]), annealed linearly to 0
     noise_anneal_steps: int = 0  # 0: anneal over the whole run
     spectral_loss: float = 0.0  # weight of the Durall spectral loss on G
@@ -85,8 +85,8 @@ class GanConfig:
                 errs.append(f"{name} must be >= 0, not {getattr(self, name)}")
         if not 0 <= self.label_smoothing < 0.5:
             errs.append(f"label_smoothing must be in [0, 0.5), not {self.label_smoothing}")
-        if self.label_smoothing > 0 and self.loss != "bce":
-            errs.append(f"label_smoothing applies to the bce loss only (loss is {self.loss!r})")
+        if self.label_smoothing > 0 and self.loss not in ("bce", "minimax"):
+            errs.append(f"label_smoothing applies to the bce and minimax losses only (loss is {self.loss!r})")
         if self.d_norm not in ("auto", "none", "batch", "instance", "layer"):
             errs.append(f"d_norm must be auto, none, batch, instance or layer, not {self.d_norm!r}")
         if self.d_norm == "batch" and self.loss == "wgan_gp":

@@ -5,6 +5,9 @@ Convention: D returns logits with logit > 0 = *real*.
 * ``bce``     - the non-saturating loss of Goodfellow et al. (NeurIPS 2014): D minimises
   BCE(real -> 1, fake -> 0), G minimises BCE(fake -> 1) = softplus(-D(G(z))). Supports one-sided
   label smoothing (Salimans et al., NeurIPS 2016): real targets become ``1 - s``.
+* ``minimax`` - the original saturating objective of Goodfellow et al. (2014): D as in ``bce``, G
+  minimises ``log(1 - D(G(z))) = -softplus(D(G(z)))``, whose gradient vanishes once D rejects the
+  fakes confidently (Arjovsky & Bottou, ICLR 2017). Kept to study that failure (and its remedies).
 * ``hinge``   - the hinge loss of Lim & Ye (2017) / Miyato et al. (ICLR 2018).
 * ``wgan_gp`` - Wasserstein loss with gradient penalty (Gulrajani et al., NeurIPS 2017).
 
@@ -31,7 +34,7 @@ class GanLoss:
     gp_weight: float = 0.0  # > 0: add a WGAN-GP gradient penalty to D's loss
 
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        if self.name == "bce":
+        if self.name in ("bce", "minimax"):
             target = torch.full_like(real, 1.0 - label_smoothing)
             return F.binary_cross_entropy_with_logits(real, target) + F.softplus(fake).mean()
         if self.name == "hinge":
@@ -40,8 +43,11 @@ class GanLoss:
             return fake.mean() - real.mean()
         raise KeyError(self.name)
 
-    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        if self.name == "bce":
+    def g_loss(self, fake: torch.Tensor, non_saturating: bool = False) -> torch.Tensor:
+        """G's loss; ``non_saturating`` swaps ``minimax``'s for ``bce``'s (the remedy Goodfellow et al. give)."""
+        if self.name == "minimax" and not non_saturating:
+            return -F.softplus(fake).mean()  # saturating: log(1 - sigmoid(D(G(z))))
+        if self.name in ("bce", "minimax"):
             return F.softplus(-fake).mean()  # non-saturating: -log sigmoid(D(G(z)))
         return -fake.mean()  # hinge and WGAN generators
 
@@ -52,6 +58,11 @@ LOSSES: Registry[GanLoss] = Registry("GAN loss")
 @LOSSES.register("bce")
 def _bce() -> GanLoss:
     return GanLoss("bce")
+
+
+@LOSSES.register("minimax")
+def _minimax() -> GanLoss:
+    return GanLoss("minimax")
 
 
 @LOSSES.register("hinge")

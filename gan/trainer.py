@@ -36,6 +36,7 @@ from .config import GanConfig
 from .data import TrainData, epoch_permutation, load_data
 from .generators import create_generator
 from .health import DiversityProbe, HealthConfig, HealthEvent, HealthMonitor, plot_health
+from .remedies import RemedyLadder, handle_events, mode_seeking_loss
 from .losses import create_loss, gradient_penalty, r1_penalty
 from .quality import METRIC_NAME, Quality, QualityMeter, feature_net
 from .rundir import RunDir
@@ -62,6 +63,7 @@ class RunResult:
 @dataclass
 class DStep:
     """What the last D update of a step leaves for the G update and the health record."""
+    z: torch.Tensor  # (B / world, z_dim): the codes of ``fake``
     real: torch.Tensor  # (B / world, C, S, S) in [-1, 1]
     fake: torch.Tensor  # (B / world, C, S, S) in [-1, 1], still attached to G's graph
     real_logits: torch.Tensor  # (B / world,)
@@ -93,8 +95,8 @@ class Trainer:
         self.loss = create_loss(config.loss, **({"gp_weight": config.gp_weight} if config.loss == "wgan_gp" else {}))
         self.rng = torch.Generator().manual_seed(config.seed)  # all training noise comes from here
         self.step = 0
-        self.extra_noise = 0.0  # instance noise added by auto-remedy
         self.monitor = HealthMonitor(HealthConfig(window=config.health_window, warmup_steps=min(500, config.steps // 5)))
+        self.ladder = RemedyLadder(config, trial_checks=config.health_window)  # its knobs: what each step reads
         self.records: list[dict] = []
         self.G_train, self.D_train = self.G, self.D  # what the steps call (DDP-wrapped by :meth:`start`)
         self.use_amp = False
@@ -107,7 +109,7 @@ class Trainer:
                  "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                  "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                 "extra_noise": self.extra_noise, "monitor": self.monitor.state_dict()}
+                 "remedies": self.ladder.state_dict(), "monitor": self.monitor.state_dict()}
         torch_save(state, path)
         self.run.prune_checkpoints()
         return path
@@ -123,14 +125,16 @@ class Trainer:
         torch.set_rng_state(s["torch_rng"])
         if s["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(s["cuda_rng"])
-        self.step, self.extra_noise = int(s["step"]), float(s["extra_noise"])
+        self.step = int(s["step"])
+        if "remedies" in s:  # checkpoints from before the remedy ladder hold no ladder state: start it fresh
+            self.ladder.load_state_dict(s["remedies"])
         self.monitor.load_state_dict(s["monitor"])
 
     # ------------------------------------------------------------------ noise
     def sigma(self) -> float:
         c = self.config
         span = c.noise_anneal_steps or c.steps
-        return max(c.instance_noise * max(0.0, 1.0 - self.step / span), self.extra_noise)
+        return max(c.instance_noise * max(0.0, 1.0 - self.step / span), self.ladder.knobs.instance_noise)
 
     def noisy(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         if sigma <= 0:
@@ -147,9 +151,9 @@ class Trainer:
     def d_step(self, images: torch.Tensor, perm: torch.Tensor, sigma: float, check: bool) -> DStep:
         """``config.d_steps`` D updates; the first on this step's batch of the epoch, the others on
         random batches. ``images`` (N, C, S, S) in [0, 1]; ``perm`` the epoch's order of them."""
-        c, dev, D = self.config, self.device, self.D_train
-        per_epoch = len(images) // c.batch_size
-        for k in range(c.d_steps):
+        c, dev, D, knobs = self.config, self.device, self.D_train, self.ladder.knobs
+        per_epoch, n = len(images) // c.batch_size, knobs.d_updates(self.step)
+        for k in range(max(n, 1)):  # n == 0 (auto-remedy slowing D): D only scores this step's batch
             j = (self.step % per_epoch) if k == 0 else int(torch.randint(0, per_epoch, (1,), generator=self.rng))
             idx = perm[j * c.batch_size:(j + 1) * c.batch_size][self.rank::self.world]  # this rank's share
             real = (images[idx].to(dev) * 2.0 - 1.0)  # (B / world, C, S, S) in [-1, 1]
@@ -161,16 +165,18 @@ class Trainer:
                 real_in, fake_in = self.noisy(real, sigma), self.noisy(fake.detach(), sigma)
                 real_logits = D(real_in).float()
                 fake_logits = D(fake_in).float()
-                loss_d = self.loss.d_loss(real_logits, fake_logits, c.label_smoothing)
+                loss_d = self.loss.d_loss(real_logits, fake_logits, knobs.label_smoothing)
             if self.loss.gp_weight > 0:
                 loss_d = loss_d + self.loss.gp_weight * gradient_penalty(D, real_in, fake_in, self.rng)
-            if c.r1 > 0:
-                loss_d = loss_d + 0.5 * c.r1 * r1_penalty(D, real_in)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            grad_d = _grad_norm(D.parameters()) if check and k == c.d_steps - 1 else None
-            self.opt_d.step()
-        return DStep(real, fake, real_logits, fake_logits, loss_d, grad_d)
+            if knobs.r1 > 0 and n:
+                loss_d = loss_d + 0.5 * knobs.r1 * r1_penalty(D, real_in)
+            grad_d = None
+            if n:
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                grad_d = _grad_norm(D.parameters()) if check and k == n - 1 else None
+                self.opt_d.step()
+        return DStep(z, real, fake, real_logits, fake_logits, loss_d, grad_d)
 
     def g_step(self, d: DStep, sigma: float, check: bool) -> tuple[torch.Tensor, float | None, float | None]:
         """One G update on the last fake batch (as in the DCGAN reference); ``(loss, grad norm,
@@ -181,7 +187,9 @@ class Trainer:
         D.requires_grad_(False)
         with autocast(self.device, self.use_amp):
             lg = D(self.noisy(d.fake, sigma)).float()
-            loss_g = self.loss.g_loss(lg)
+            loss_g = self.loss.g_loss(lg, non_saturating=self.ladder.knobs.non_saturating)
+        if self.ladder.knobs.mode_seeking > 0:
+            loss_g = loss_g + self.ladder.knobs.mode_seeking * mode_seeking_loss(d.fake, d.z)
         if c.spectral_loss > 0:
             loss_g = loss_g + c.spectral_loss * _spectral_loss(d.fake, d.real)
         self.opt_g.zero_grad(set_to_none=True)
@@ -222,29 +230,8 @@ class Trainer:
         events = self.monitor.update(self.step, rec)
         rec["health"] = self.monitor.state
         self.records.append(rec)
-        for ev in events:
-            self.records.append(ev.to_json())
-            msg = f"WARNING step {self.step}: {ev.message}. Remedy: {ev.remedy}"
-            if self.config.auto_remedy:
-                r = self.remedy(ev)
-                self.records.append(r)
-                msg += f"\n  auto-remedy applied: {r['action']}"
-            else:
-                msg += " (rerun with --auto-remedy to apply it automatically)"
-            log(msg)
+        handle_events(self, rec, events, sigma, log)  # warnings logged; auto-remedy judged and applied
         return rec
-
-    def remedy(self, event: HealthEvent) -> dict:
-        """Halve the overpowering side's learning rate and add instance noise; the ``remedy`` record."""
-        changes = []
-        opt, name = (self.opt_d, "lr_d") if event.symptom == "overpowering" else (self.opt_g, "lr_g")
-        for grp in opt.param_groups:
-            changes.append(f"{name} {grp['lr']:.3g} -> {grp['lr'] * 0.5:.3g}")
-            grp["lr"] *= 0.5
-        old = self.sigma()
-        self.extra_noise = max(self.extra_noise, 0.1)
-        changes.append(f"instance noise {old:.3g} -> {self.sigma():.3g}")
-        return {"type": "remedy", "step": self.step, "symptom": event.symptom, "action": "; ".join(changes)}
 
     # ------------------------------------------------------------------ outputs
     def quality(self, meter: QualityMeter) -> None:

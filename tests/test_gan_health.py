@@ -35,7 +35,7 @@ def test_collapse_fires_on_one_image_generator(probe, real_images):
     e = events[0]
     assert e.step == 150 and "mode collapse" in e.message and "near-duplicates" in e.message
     assert "of real diversity" in e.message and "cover 10% of classes" in e.message
-    assert "lr_g x 0.5" in e.remedy and "instance noise" in e.remedy
+    assert "--instance-noise" in e.remedy and "--lr-g" in e.remedy
 
 
 def test_collapse_quiet_on_real_data(probe, real_images):
@@ -73,24 +73,11 @@ def test_overpowering_fires_when_d_gets_a_large_lr_advantage(tmp_path):
     res = train(cfg, tmp_path / "run")
     over = [w for w in res.warnings if w.symptom == "overpowering"]
     assert over, [w.message for w in res.warnings]
-    assert "discriminator overpowering the generator" in over[0].message and "lr_d x 0.5" in over[0].remedy
+    assert "discriminator overpowering the generator" in over[0].message and "--lr-d" in over[0].remedy
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     at = [r for r in rows if r["type"] == "train" and r["step"] == over[0].step][0]
     assert at["d_fake"] < 0.05 and at["grad_g_minimax"] < 0.1 * at["grad_g"]  # the NS gradient stays large
     assert (tmp_path / "run" / "health.png").stat().st_size > 5000
-
-
-def test_auto_remedy_lowers_the_named_learning_rate_and_adds_noise(tmp_path):
-    from gan.health import HealthEvent
-    from gan.trainer import Trainer
-
-    run = Trainer(tiny_config(lr_d=4e-4, lr_g=2e-4), tmp_path)
-    r = run.remedy(HealthEvent(10, "overpowering", "m", "r"))
-    assert r["type"] == "remedy" and r["action"] == "lr_d 0.0004 -> 0.0002; instance noise 0 -> 0.1"
-    assert run.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4) and run.sigma() == pytest.approx(0.1)
-    r = run.remedy(HealthEvent(20, "collapse", "m", "r"))
-    assert r["action"] == "lr_g 0.0002 -> 0.0001; instance noise 0.1 -> 0.1"
-    assert run.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
 def test_monitor_state_round_trip():

@@ -104,7 +104,7 @@ def test_each_generator_and_loss_trains_without_nan(generator, loss, tmp_path):
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="unknown loss 'l2'"):
         GanConfig(loss="l2")
-    with pytest.raises(ValueError, match="label_smoothing applies to the bce loss only"):
+    with pytest.raises(ValueError, match="label_smoothing applies to the bce and minimax losses only"):
         GanConfig(loss="hinge", label_smoothing=0.1)
     with pytest.raises(ValueError, match="lr_d must be > 0"):
         GanConfig(lr_d=0)

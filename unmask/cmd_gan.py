@@ -34,7 +34,7 @@ def gan() -> None:
 @click.option("--generator", type=click.Choice(GENERATORS.names()), default=_D.generator, show_default=True,
               help="dcgan: transposed convolutions; upconv: resize-then-convolve.")
 @click.option("--loss", type=click.Choice(LOSSES.names()), default=_D.loss, show_default=True,
-              help="bce (non-saturating), hinge or wgan_gp.")
+              help="bce (non-saturating), minimax (saturating: stalls, for study), hinge or wgan_gp.")
 @click.option("--steps", type=click.IntRange(1), default=None, help=f"Generator updates [default: {_D.steps}].")
 @click.option("--batch-size", type=click.IntRange(2), default=_D.batch_size, show_default=True)
 @click.option("--image-size", type=click.IntRange(8, 1024), default=_D.image_size, show_default=True)
@@ -47,12 +47,14 @@ def gan() -> None:
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalisation in D (Miyato et al. 2018).")
 @click.option("--r1", type=click.FloatRange(0), default=_D.r1, show_default=True, help="R1 penalty gamma.")
 @click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=_D.label_smoothing, show_default=True,
-              help="One-sided: real target 1-s (bce).")
+              help="One-sided: real target 1-s (bce, minimax).")
 @click.option("--instance-noise", type=click.FloatRange(0), default=_D.instance_noise, show_default=True,
               help="Initial instance-noise sigma, annealed to 0.")
 @click.option("--spectral-loss", type=click.FloatRange(0), default=_D.spectral_loss, show_default=True,
               help="Weight of the Durall spectral loss on G.")
-@click.option("--auto-remedy", is_flag=True, help="Apply the remedy a health warning names.")
+@click.option("--auto-remedy", is_flag=True,
+              help="On a health warning, climb the remedy ladder (docs/gan.md): one bounded change at a time, "
+                   "rolled back if it does not help.")
 @click.option("--health-every", type=click.IntRange(1), default=_D.health_every, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=_D.checkpoint_every, show_default=True)
 @click.option("--seed", type=int, default=_D.seed, show_default=True)
@@ -68,8 +70,8 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
               checkpoint_every, seed, device, amp, threads, out, resume, quiet, report: Report) -> None:
     """Train a GAN and write a run directory (config, metrics, health.png, samples, checkpoints, zoo).
 
-    Health warnings (D overpowering G, mode collapse) are printed with a remedy; --auto-remedy
-    applies it. Quality is reported as FD-FMNIST (a Fréchet distance in an offline Fashion-MNIST
+    Health warnings (D overpowering G, mode collapse, partial mode dropping) are printed with a
+    remedy; --auto-remedy acts on them. Quality is reported as FD-FMNIST (a Fréchet distance in an offline Fashion-MNIST
     classifier's feature space; not Inception FID).
 
     Under torchrun every process trains a share of each (global) --batch-size batch with
@@ -133,12 +135,20 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
                     f"class coverage {q.coverage:.0%}\n  FD-FMNIST by step: {fds}")
     report.line(f"health warnings: {len(result.warnings)}"
                + (f" ({', '.join(sorted({w.symptom for w in result.warnings}))}); see {target}/health.png"
-                  if result.warnings else "") + (f"; auto-remedies applied: {len(result.remedies)}" if result.remedies else ""))
+                  if result.warnings else "") + _remedy_summary(result.remedies))
     report.line(f"generator zoo: {', '.join(s.name for s in result.snapshots)}")
     report.done({"command": "gan train", "run": target, "steps": result.steps, "seconds": result.seconds,
                  "images_per_second": result.images_per_second, "metric": result.metric, "quality": q,
                  "fd_history": result.fd_history, "warnings": [w.to_json() for w in result.warnings],
                  "remedies": result.remedies, "zoo": [s.name for s in result.snapshots]})
+
+
+def _remedy_summary(remedies: list[dict]) -> str:
+    tried = [r for r in remedies if r.get("verdict") == "on trial" and r.get("rung")]
+    if not tried:
+        return ""
+    undone = sum(r.get("verdict") == "rolled back" for r in remedies)
+    return f"; auto-remedies applied: {len(tried)} ({', '.join(r['rung'] for r in tried)}), rolled back: {undone}"
 
 
 @gan.command("sample")
