@@ -9,7 +9,7 @@ import click
 
 from .options import AMP_HELP, EXIT_UNREADABLE, cap_threads, fail
 from .options import device_option as _device
-from .pipelines import MatrixConfig
+from .matrix import MatrixConfig
 
 # `eval-matrix`'s defaults are MatrixConfig's own. `eval`'s repeat EvalConfig's as literals (importing
 # eval.evaluate here would load scikit-learn and scipy for every command); tests/test_cli.py pins them equal.
@@ -139,7 +139,7 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
       unmask eval-matrix --real real/ --fake fakes/dcgan --fake fakes/upconv --out runs/matrix
       unmask eval-matrix --detector runs/det --real real/ --fake a/ --fake b/ --out runs/matrix --steps 100
     """
-    from .pipelines import MatrixConfig, MatrixError, cross_generator_run
+    from .matrix import MatrixConfig, MatrixError, cross_generator_run
 
     cfg = MatrixConfig(out=str(out), run=None if run_dir is None else str(run_dir), real=tuple(str(r) for r in real),
                        fake=tuple(str(f) for f in fake), detector=detector_dir, steps=steps, lr=lr,
