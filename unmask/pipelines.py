@@ -46,6 +46,7 @@ class HardenInputs:
     rounds_of: dict[str, int]    # fake set name -> adversarial round that produced it (0 = original zoo)
     weights: dict[str, float]    # fake set name -> share of the training fakes (each family 1 / F)
     family_of: dict[str, str]    # fake set name -> generator family ("folder:NAME" for a --fakes folder)
+    runs: list[Path]             # the run directories the fakes come from
 
 
 RunArg = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -94,12 +95,12 @@ def _families_provenance(gens: list, weights: dict[str, float]) -> dict:
 def harden_inputs(runs: RunArg, *, n_fakes: int = 6000, fake_dirs: Sequence[str] = (),
                   val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int | None = None,
                   real_source: str | None = None, real_limit: int | None = None, device: str = "cpu",
-                  exclude_families: Sequence[str] = (), log: Callable[[str], None] = print) -> HardenInputs:
+                  log: Callable[[str], None] = print) -> HardenInputs:
     """Everything :func:`detector.train.harden.harden` needs, read from GAN run directories (or
     folders of runs, see :mod:`unmask.runs`): ``n_fakes`` per generator family, spread evenly over
     its snapshots; each family (and each ``fake_dirs`` folder) gets the same share of the training
-    fakes. The detector starts from the first run's discriminator (the first one that never saw an
-    ``exclude_families`` family); real images come from that run's data source."""
+    fakes. The detector starts from the first run's discriminator; real images come from that run's
+    data source."""
     from detector.data import load_folder_images
     from detector.train.splits import real_splits, split_tensor
     from gan.rundir import RunDir
@@ -107,11 +108,8 @@ def harden_inputs(runs: RunArg, *, n_fakes: int = 6000, fake_dirs: Sequence[str]
 
     run_dirs = runs_.resolve_runs(_as_paths(runs))
     size, channels = runs_.image_shape(run_dirs)
-    members = [m for m in runs_.zoo_members(run_dirs) if m.family not in exclude_families]
-    if not members and not fake_dirs:
-        raise runs_.RunSelectionError("no generator snapshot left to harden against"
-                                      + (f" without {', '.join(exclude_families)}" if exclude_families else ""))
-    start, net, arch, args = runs_.start_discriminator(run_dirs, device, tuple(exclude_families))
+    members = runs_.zoo_members(run_dirs)
+    start, net, arch, args = runs_.start_discriminator(run_dirs, device)
     cfg = RunDir(start).config_dict()
     seed = int(cfg.get("seed", 0)) if seed is None else seed
     source = real_source or cfg.get("data", "fashion-mnist:embedded")
@@ -132,10 +130,28 @@ def harden_inputs(runs: RunArg, *, n_fakes: int = 6000, fake_dirs: Sequence[str]
     gan_runs = [{"dir": str(r), "seed": c.get("seed"), "generator": c.get("generator"),
                  "discriminator": c.get("discriminator")} for r in run_dirs for c in [RunDir(r).config_dict()]]
     prov = {"data": real_info, "gan_run": gan_runs[run_dirs.index(start)], "gan_runs": gan_runs,
-            "generators": gens, "families": _families_provenance(gens, weights),
-            "excluded_families": list(exclude_families)}
+            "generators": gens, "families": _families_provenance(gens, weights)}
     rounds_of = {g["name"]: _round_of(g.get("tag") or "") for g in gens}
-    return HardenInputs(net, arch, args, real, fakes, prov, rounds_of, weights, family_of)
+    return HardenInputs(net, arch, args, real, fakes, prov, rounds_of, weights, family_of, run_dirs)
+
+
+def without_families(inp: HardenInputs, families: Sequence[str], device: str = "cpu") -> HardenInputs:
+    """``inp`` less the fake sets of ``families`` (a leave-one-family-out fold): the other families
+    re-balanced, the detector started from the first run whose D never saw ``families``."""
+    from . import runs as runs_
+
+    keep = [n for n in inp.fakes if inp.family_of[n] not in families]
+    if not keep:
+        raise runs_.RunSelectionError(f"no generator family left to harden against without {', '.join(families)}")
+    start, net, arch, args = runs_.start_discriminator(inp.runs, device, tuple(families))
+    family_of = {n: inp.family_of[n] for n in keep}
+    weights = runs_.family_weights(family_of, {n: len(inp.fakes[n].train) for n in keep})
+    gens = [dict(g) for g in inp.provenance["generators"] if g["name"] in family_of]
+    gan_run = next(g for g in inp.provenance["gan_runs"] if g["dir"] == str(start))
+    prov = dict(inp.provenance, gan_run=gan_run, generators=gens, families=_families_provenance(gens, weights),
+                held_out_families=list(families))
+    return HardenInputs(net, arch, args, inp.real, {n: inp.fakes[n] for n in keep}, prov,
+                        {n: inp.rounds_of[n] for n in keep}, weights, family_of, inp.runs)
 
 
 def harden_run(runs: RunArg, out: str | os.PathLike, config: HardenConfig | None = None, *,
