@@ -101,9 +101,15 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
     from detector.train.loop import CheckpointMismatch
     from gan.zoo import ZooError
 
+    from .runs import resolve_runs
+
     _threads()
-    if rounds and len(runs) > 1:
-        raise click.UsageError("--rounds trains one run's generator further: give one RUN")
+    try:
+        n_runs = len(resolve_runs(runs))
+    except ZooError as e:  # not a run nor a folder of runs, a run named twice
+        raise click.UsageError(str(e)) from None
+    if rounds and n_runs > 1:
+        raise click.UsageError(f"--rounds trains one run's generator further: give one RUN, not {n_runs}")
     dev = _device(device)
     cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
                        augment=_H.augment.scaled(aug_scale), device=dev, amp=amp)

@@ -129,17 +129,18 @@ def run_lofo(config: LofoConfig, harden_base: HardenConfig | None = None, log: C
     from eval.lofo import LofoResult, write_lofo
 
     from .pipelines import harden_inputs
+    from .runs import by_family, resolve_runs, zoo_members
 
     BASELINES.get(config.baseline)
     if config.n_test < 2 or config.n_test > config.n_fakes:
         raise LofoError(f"n_test must be in [2, n_fakes={config.n_fakes}], not {config.n_test}")
-    hcfg = config.harden_config(harden_base)
-    inp = harden_inputs(config.runs, n_fakes=config.n_fakes, val_fraction=config.val_fraction, seed=config.seed,
-                        real_source=config.real_source, device=config.device, log=log)
-    families = list(dict.fromkeys(inp.family_of.values()))
+    families = list(by_family(zoo_members(resolve_runs(config.runs))))
     if len(families) < 2:
         raise LofoError(f"leave-one-family-out needs at least two generator families; the runs hold "
                         f"{', '.join(families)}: train another family (`unmask gan train --family ...`)")
+    hcfg = config.harden_config(harden_base)
+    inp = harden_inputs(config.runs, n_fakes=config.n_fakes, val_fraction=config.val_fraction, seed=config.seed,
+                        real_source=config.real_source, device=config.device, log=log)
     out = Path(config.out)
     log(f"leave-one-family-out over {len(families)} families: {', '.join(families)}")
     rows = [_fold(inp, f, config, hcfg, out, log, progress) for f in families]
