@@ -145,6 +145,7 @@ def _defaults(cmd: click.Command) -> dict:
     (("eval",), lambda: import_module("eval.evaluate").EvalConfig(detector="", out=""), {}, set()),
     (("eval-matrix",), lambda: import_module("unmask.matrix").MatrixConfig(out=""),
      {"run_dir": "run", "detector_dir": "detector"}, set()),
+    (("eval-lofo",), lambda: import_module("unmask.lofo").LofoConfig(out=""), {}, set()),
 ])
 def test_cli_defaults_are_the_config_dataclass_defaults(path, make_config, renamed, skip):
     """Every option that maps onto a config field shows that field's default (one source of truth)."""

@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from detector.train.config import HardenConfig
+
 if TYPE_CHECKING:
-    from detector.train.config import HardenConfig
     from eval.lofo import LofoResult
 
 __all__ = ["LofoConfig", "LofoError", "run_lofo"]
+
+_H = HardenConfig()
 
 
 class LofoError(ValueError):
@@ -35,8 +38,8 @@ class LofoConfig:
 
     out: str
     runs: tuple = ()
-    steps: int = 8000               # hardening steps per fold (HardenConfig's default)
-    target_fpr: float = 0.01
+    steps: int = _H.steps           # hardening steps per fold
+    target_fpr: float = _H.target_fpr
     n_fakes: int = 6000             # per family, spread over its snapshots
     n_test: int = 2000              # held-out family fakes tested per fold (at most n_fakes)
     val_fraction: float = 0.15
@@ -50,9 +53,7 @@ class LofoConfig:
     pages: bool = True              # one evaluation page per fold
 
     def harden_config(self, base: HardenConfig | None = None) -> HardenConfig:
-        from detector.train.config import HardenConfig
-
-        return replace(base or HardenConfig(), steps=self.steps, target_fpr=self.target_fpr, seed=self.seed,
+        return replace(base or _H, steps=self.steps, target_fpr=self.target_fpr, seed=self.seed,
                        device=self.device)
 
 
