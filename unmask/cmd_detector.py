@@ -68,8 +68,8 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
 @click.option("--resume", is_flag=True, help="Continue an interrupted hardening from its last checkpoint.")
 @click.option("--device", default=_H.device, show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
-def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction, aug_scale,
-           policy, real_source, seed, rounds, gan_steps, resume, device, amp) -> None:
+def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction,
+           aug_scale, policy, real_source, seed, rounds, gan_steps, resume, device, amp) -> None:
     """Turn a GAN run's discriminator into a calibrated, hardened detector artifact.
 
     Starts from D's weights (sign flipped: score = probability of fake), fine-tunes on real
