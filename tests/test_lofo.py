@@ -134,7 +134,6 @@ def test_eval_lofo_end_to_end_tiny(zoo, tmp_path, real_images):
     assert one.exit_code == 2 and "at least two generator families" in one.output
 
 
-@pytest.mark.slow  # the demo's real data: 2000 held-out reals per fold, its baseline on up to 4000
 def test_demo_families_stage_on_tiny_runs(zoo, tmp_path):
     """`unmask demo --families`'s stage: reuses the dcgan and upconv runs, hardens against both in
     balance, and prints one leave-one-family-out line per family."""
