@@ -9,6 +9,10 @@
 6. retrain the detector against the unseen family and show the before/after table;
 7. print where everything is and a three-line summary.
 
+With ``--families`` (``DemoConfig.with_families``) a stage before the summary trains every other
+registered generator family, hardens one detector against all of them in balance and runs
+leave-one-family-out (:mod:`unmask.demo_families`); the summary adds one line per held-out family.
+
 Each stage writes into its own folder under ``--out`` and prints one line saying what it wrote.
 """
 from __future__ import annotations
