@@ -143,8 +143,9 @@ def _defaults(cmd: click.Command) -> dict:
 @pytest.mark.parametrize("path, make_config, renamed, skip", [
     (("gan", "train"), lambda: import_module("gan.config").GanConfig(), _GAN_FIELDS, {"steps"}),
     (("eval",), lambda: import_module("eval.evaluate").EvalConfig(detector="", out=""), {}, set()),
-    (("eval-matrix",), lambda: import_module("unmask.pipelines").MatrixConfig(out=""),
+    (("eval-matrix",), lambda: import_module("unmask.matrix").MatrixConfig(out=""),
      {"run_dir": "run", "detector_dir": "detector"}, set()),
+    (("eval-lofo",), lambda: import_module("unmask.lofo").LofoConfig(out=""), {}, set()),
 ])
 def test_cli_defaults_are_the_config_dataclass_defaults(path, make_config, renamed, skip):
     """Every option that maps onto a config field shows that field's default (one source of truth)."""

@@ -69,6 +69,7 @@ def _register() -> None:
         main.add_command(cmd)
     main.add_command(cmd_eval.eval_cmd)
     main.add_command(cmd_eval.eval_matrix)
+    main.add_command(cmd_eval.eval_lofo)
     from .cmd_serve import serve  # the server stack (serve extra) is imported only when it runs
     main.add_command(serve)
 

@@ -40,7 +40,8 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
 
 
 @click.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Detector directory to write (model.safetensors + detector.json + metrics).")
 @click.option("--fakes", "fake_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
@@ -52,7 +53,8 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
 @click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=_H.target_fpr,
               show_default=True, help="False-positive rate on validation real images that sets the threshold.")
 @click.option("--n-fakes", type=click.IntRange(20), default=6000, show_default=True,
-              help="Images sampled from each generator snapshot (split train/val/test).")
+              help="Images sampled per generator family, spread evenly over its snapshots (split "
+                   "train/val/test); every family gets the same share of the training fakes.")
 @click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=0.15, show_default=True)
 @click.option("--aug", "aug_scale", type=click.FloatRange(0), default=1.0, show_default=True,
               help="Multiply the augmentation probabilities (0 = no JPEG/blur/rescale/noise).")
@@ -68,8 +70,9 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
 @click.option("--device", default=_H.device, show_default=True, help=DEVICE_HELP)
 @click.option("--amp", is_flag=True, help=AMP_HELP)
 @long_work
-def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction, aug_scale,
-           policy, real_source, seed, rounds, gan_steps, resume, device, amp, quiet: bool, report: Report) -> None:
+def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction,
+           aug_scale, policy, real_source, seed, rounds, gan_steps, resume, device, amp, quiet: bool,
+           report: Report) -> None:
     """Turn a GAN run's discriminator into a calibrated, hardened detector artifact.
 
     Starts from D's weights (sign flipped: score = probability of fake), fine-tunes on real
@@ -78,10 +81,17 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     --target-fpr, calibrates by temperature scaling, and prints validation and test metrics.
     Real train/val come from the official train split; test is the held-out t10k split.
 
+    Several RUNs (or a folder of runs, e.g. one per generator family) harden against the whole
+    zoo: every generator family gets the same share of the fakes, spread evenly over its
+    snapshots, recorded in detector.json (provenance "families"). D and the real data come from
+    the first RUN.
+
     \b
     Example:
       unmask harden runs/gan --out runs/det
       unmask harden runs/gan --out runs/det --target-fpr 0.005 --fakes my_fakes/
+      unmask harden runs/gan_dcgan runs/gan_upconv --out runs/det   # several families, in balance
+      unmask harden runs/zoo/ --out runs/det                         # every run under runs/zoo
       unmask harden runs/gan --out runs/det --rounds 2 --gan-steps 300
       unmask harden runs/gan --out runs/det --resume     # after an interruption
       torchrun --nproc_per_node 4 -m unmask harden runs/gan --out runs/det --device auto --amp
@@ -94,14 +104,22 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     from detector.train.loop import CheckpointMismatch
     from gan.zoo import ZooError
 
+    from .runs import resolve_runs
+
     _threads()
+    try:
+        n_runs = len(resolve_runs(runs))
+    except ZooError as e:  # not a run nor a folder of runs, a run named twice
+        raise click.UsageError(str(e)) from None
+    if rounds and n_runs > 1:
+        raise click.UsageError(f"--rounds trains one run's generator further: give one RUN, not {n_runs}")
     dev = _device(device)
     cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
                        augment=_H.augment.scaled(aug_scale), device=dev, amp=amp)
     distributed.init(resolve_device(dev))  # the one place this command joins the process group
     log = report.line if distributed.is_main() else (lambda m: None)  # noqa: E731
     try:
-        summary = _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume,
+        summary = _harden(runs, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume,
                           real_source, target_fpr, log)
     except (FileNotFoundError, ZooError) as e:  # not a GAN run, or a run without a zoo / discriminator
         raise click.UsageError(str(e)) from None
@@ -112,16 +130,16 @@ def harden(run: Path, out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n
     distributed.cleanup()
 
 
-def _harden(run, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
+def _harden(runs, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
             target_fpr, log) -> dict:
     from . import pipelines
 
     if rounds:
-        reports = pipelines.adversarial_rounds(run, out, rounds, cfg, gan_steps=gan_steps, n_fakes=n_fakes,
+        reports = pipelines.adversarial_rounds(runs, out, rounds, cfg, gan_steps=gan_steps, n_fakes=n_fakes,
                                                fake_dirs=fake_dirs, val_fraction=val_fraction, policy=policy,
                                                resume=resume, real_source=real_source, log=log)
         return {"rounds": reports}
-    r = pipelines.harden_run(run, out, cfg, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
+    r = pipelines.harden_run(runs, out, cfg, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
                              policy=policy, resume=resume, real_source=real_source, log=log)
     log(f"test: AUC {r.test.auc:.5f}  FPR {r.test.fpr:.4f} (target {target_fpr})  TPR {r.test.tpr:.4f}"
         f"  [{r.seconds:.0f}s]")

@@ -1,4 +1,4 @@
-"""``unmask eval`` and ``unmask eval-matrix``: measure a detector, honestly, with pictures."""
+"""``unmask eval``, ``unmask eval-matrix`` and ``unmask eval-lofo``: measure a detector, honestly, with pictures."""
 from __future__ import annotations
 
 import sys
@@ -9,8 +9,9 @@ import click
 
 from .options import AMP_HELP, EXIT_UNREADABLE, cap_threads, fail
 from .options import device_option as _device
+from .lofo import LofoConfig
+from .matrix import MatrixConfig
 from .output import Report, long_work
-from .pipelines import MatrixConfig
 
 # `eval-matrix`'s defaults are MatrixConfig's own. `eval`'s repeat EvalConfig's as literals (importing
 # eval.evaluate here would load scikit-learn and scipy for every command); tests/test_cli.py pins them equal.
@@ -142,7 +143,7 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
       unmask eval-matrix --real real/ --fake fakes/dcgan --fake fakes/upconv --out runs/matrix
       unmask eval-matrix --detector runs/det --real real/ --fake a/ --fake b/ --out runs/matrix --steps 100
     """
-    from .pipelines import MatrixConfig, MatrixError, cross_generator_run
+    from .matrix import MatrixConfig, MatrixError, cross_generator_run
 
     cfg = MatrixConfig(out=str(out), run=None if run_dir is None else str(run_dir), real=tuple(str(r) for r in real),
                        fake=tuple(str(f) for f in fake), detector=detector_dir, steps=steps, lr=lr,
@@ -165,3 +166,63 @@ def eval_matrix(run_dir, real, fake, detector_dir, out, steps, lr, per_family, t
     click.echo(f"matrix: {out / 'matrix.png'}")
     if rep.unreadable:
         sys.exit(EXIT_UNREADABLE)
+
+
+_L = LofoConfig(out="")
+
+
+@click.command("eval-lofo")
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for lofo.md/.json, lofo.png, index.html and folds/FAMILY/{detector,report}.")
+@click.option("--steps", type=click.IntRange(0), default=_L.steps, show_default=True,
+              help="Hardening steps per fold (the same settings for every fold).")
+@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=_L.target_fpr,
+              show_default=True, help="False-positive rate on validation real images that sets each threshold.")
+@click.option("--n-fakes", type=click.IntRange(20), default=_L.n_fakes, show_default=True,
+              help="Images sampled per generator family, spread evenly over its snapshots.")
+@click.option("--n-test", type=click.IntRange(2), default=_L.n_test, show_default=True,
+              help="Held-out family fakes tested per fold (at most --n-fakes).")
+@click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=_L.val_fraction, show_default=True)
+@click.option("--aug", "aug_scale", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Multiply the augmentation probabilities (as `unmask harden --aug`).")
+@click.option("--bootstrap", type=click.IntRange(0), default=_L.bootstrap, show_default=True,
+              help="Bootstrap resamples for the 95% AUC intervals (0: none).")
+@click.option("--real", "real_source", default=None, help="Override the runs' real data source.")
+@click.option("--seed", type=int, default=_L.seed, show_default=True)
+@click.option("--resume", is_flag=True, help="Keep fold detectors already written under OUT/folds.")
+@click.option("--device", default=_L.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
+def eval_lofo(runs, out, steps, target_fpr, n_fakes, n_test, val_fraction, aug_scale, bootstrap, real_source, seed,
+              resume, device) -> None:
+    """Leave-one-family-out: the honest generalisation number.
+
+    For every generator family in the RUNs (run directories, or a folder of runs), harden a
+    detector on all the other families with the same settings and test it on the held-out
+    family's fakes and held-out real images: AUC with a bootstrap interval, the share caught at
+    the threshold the detector ships (chosen on validation for --target-fpr), the false-positive
+    rate on real images, the same on JPEG-75 copies, and the DCT + logistic-regression baseline
+    fitted on the same training data. Writes a table, a heat map and HTML report pages.
+
+    \b
+    Example:
+      unmask eval-lofo runs/gan_dcgan runs/gan_upconv runs/vae --out runs/lofo
+      unmask eval-lofo runs/zoo/ --out runs/lofo --steps 2000 --resume
+    """
+    from detector.train.config import HardenConfig
+    from gan.zoo import ZooError
+
+    from .lofo import LofoError, run_lofo
+
+    cfg = LofoConfig(out=str(out), runs=tuple(str(r) for r in runs), steps=steps, target_fpr=target_fpr,
+                     n_fakes=n_fakes, n_test=n_test, val_fraction=val_fraction, bootstrap=bootstrap, seed=seed,
+                     device=_device(device), real_source=real_source, resume=resume)
+    cap_threads(8)
+    base = HardenConfig()
+    base = replace(base, augment=base.augment.scaled(aug_scale))
+    try:
+        _, md = run_lofo(cfg, base, log=click.echo)
+    except (LofoError, ZooError, FileNotFoundError) as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(md)
+    click.echo(f"report: {out / 'index.html'}")

@@ -9,6 +9,10 @@
 6. retrain the detector against the unseen family and show the before/after table;
 7. print where everything is and a three-line summary.
 
+With ``--families`` (``DemoConfig.with_families``) a stage before the summary trains every other
+registered generator family, hardens one detector against all of them in balance and runs
+leave-one-family-out (:mod:`unmask.demo_families`); the summary adds one line per held-out family.
+
 Each stage writes into its own folder under ``--out`` and prints one line saying what it wrote.
 """
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +39,7 @@ class DemoConfig:
     gan_steps: int = 2000
     unseen_gan_steps: int = 1200
     harden_steps: int = 6000
-    harden_fakes: int = 4000          # fakes sampled per zoo snapshot for hardening
+    harden_fakes: int = 12000         # fakes sampled for hardening (spread over the run's 3 zoo snapshots)
     eval_images: int = 1000           # per set: held-out real, dcgan fakes, upconv fakes
     scan_images: int = 300            # per class in the mixed scan folder
     video_frames: int = 60
@@ -44,11 +48,24 @@ class DemoConfig:
     bootstrap: int = 1000
     threads: int = 1
     seed: int = 0
+    # the generator-families stage (off unless `families` is set; see unmask.demo_families)
+    families: tuple = ()              # families to harden against together and leave out one at a time
+    family_steps: int = 1200          # GAN steps for a family the demo has not trained already
+    families_harden_steps: int = 3000  # the detector hardened against every family
+    lofo_steps: int = 1500            # hardening steps per leave-one-family-out fold
+    lofo_fakes: int = 4000            # fakes per family (spread over its snapshots)
 
     @classmethod
     def quick(cls) -> "DemoConfig":
-        return cls(gan_steps=150, unseen_gan_steps=100, harden_steps=150, harden_fakes=300, eval_images=150,
-                   scan_images=40, video_frames=24, retrain_steps=60, retrain_fakes=300, bootstrap=100)
+        return cls(gan_steps=150, unseen_gan_steps=100, harden_steps=150, harden_fakes=900, eval_images=150,
+                   scan_images=40, video_frames=24, retrain_steps=60, retrain_fakes=300, bootstrap=100,
+                   family_steps=100, families_harden_steps=150, lofo_steps=100, lofo_fakes=300)
+
+    def with_families(self) -> "DemoConfig":
+        """This config plus the families stage over every registered generator family."""
+        from .demo_families import registered_families
+
+        return replace(self, families=registered_families())
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,7 @@ class DemoSummary:
     video_verdicts: dict
     scan_accuracy: float
     seconds: float
+    lofo: dict | None = None          # --families: held-out family -> AUC, caught, FPR, ... (leave-one-family-out)
 
 
 def _write_pngs(images: torch.Tensor | list[torch.Tensor], folder: Path, prefix: str) -> list[Path]:
@@ -221,7 +239,8 @@ def _retrain_stage(out: Path, det_dir: Path, unseen_dir: Path, rep, config: Demo
 
 def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Callable[[str], None] = print
              ) -> DemoSummary:
-    """Run the seven stages into ``out`` (each in its own folder) and return the summary."""
+    """Run the seven stages (eight with ``config.families``) into ``out`` (each in its own folder) and
+    return the summary."""
     from detector.atomic import write_json
     from detector.train.config import HardenConfig
 
@@ -230,8 +249,10 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
+    total = 8 if config.families else 7
+
     def stage(n: int, text: str) -> None:
-        log(f"\n== [{n}/7] {text} ({time.time() - t0:.0f}s elapsed)")
+        log(f"\n== [{n}/{total}] {text} ({time.time() - t0:.0f}s elapsed)")
 
     stage(1, "train a dcgan GAN on the embedded Fashion-MNIST")
     gan_dir, unseen_dir = _gan_stage(out, config, "fashion-mnist:embedded", log)
@@ -245,16 +266,26 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
     verdicts = _video_stage(out, det, real_imgs, fake_seen, config, log)
     stage(6, "retrain the detector against the upconv family without forgetting dcgan")
     auc_after = _retrain_stage(out, det_dir, unseen_dir, rep, config, log)
+    fam = None
+    if config.families:
+        from .demo_families import families_stage, lofo_lines
+
+        stage(7, f"harden against every generator family ({', '.join(config.families)}), leave one out at a time")
+        fam = families_stage(out, config, gan_dir, unseen_dir, "fashion-mnist:embedded", log)
 
     seen, unseen = rep.per_fake_set["dcgan"], rep.per_fake_set["upconv_unseen"]
     summary = DemoSummary(out, out / "report" / "index.html", seen.auc, unseen.auc, rep.audit.fpr, auc_after,
-                          verdicts, acc, time.time() - t0)
+                          verdicts, acc, time.time() - t0, None if fam is None else fam.lofo)
     write_json(out / "summary.json", {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(summary).items()})
-    stage(7, "summary")
+    stage(total, "summary")
     log(f"report: {summary.report}")
     log(f"AUC on its own generator (dcgan): {seen.auc:.4f}   on an unseen family (upconv): {unseen.auc:.4f}"
         f" -> {auc_after:.4f} after retraining")
     log(f"false-positive rate on {len(real_imgs)} held-out real images: {100 * rep.audit.fpr:.2f}% "
         f"(threshold chosen for {100 * HardenConfig().target_fpr:.0f}% on validation)")
+    if fam is not None:
+        log(f"leave-one-family-out ({fam.lofo_dir / 'lofo.md'}):")
+        for line in lofo_lines(fam):
+            log(f"  {line}")
     log(f"video verdicts: {json.dumps(verdicts)}; done in {summary.seconds:.0f}s")
     return summary

@@ -1,32 +1,30 @@
 """End-to-end pipelines that join the GAN and the detector (the only module importing both).
 
-* :func:`harden_run` - a GAN run directory -> a hardened detector artifact: loads the run's final
-  discriminator and samples every generator snapshot of its zoo through the ``gan`` API, loads
-  the run's real data (``config.json``'s ``data``), and calls :func:`detector.train.harden.harden`.
+* :func:`harden_run` - GAN run directories -> a hardened detector artifact: loads the first run's
+  final discriminator, samples every generator snapshot of every run's zoo through the ``gan`` API
+  with each generator family in balance (:mod:`unmask.runs`), loads the run's real data
+  (``config.json``'s ``data``), and calls :func:`detector.train.harden.harden`.
 * :func:`adversarial_rounds` - the contest goes on: after hardening, the generator is trained
   further against the hardened detector (:func:`gan.rounds.continue_training`), its snapshots join
   the zoo, and the detector is hardened again; each round reports the AUC on held-out real images
   versus the fakes of every round so far (the arms race of Goodfellow et al., NeurIPS 2014).
-* :func:`cross_generator_run` - ``unmask eval-matrix``: one detector per generator, each tested on
-  every generator (:mod:`eval.matrix`), from a GAN run's zoo families or from folders.
+
+``unmask eval-matrix`` lives in :mod:`unmask.matrix`, ``unmask eval-lofo`` in :mod:`unmask.lofo`.
 
 A GAN run is read through :class:`gan.rundir.RunDir`; ``torch.distributed`` is joined by the command.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import torch
 
 from detector.artifact import load as load_detector
-from detector.atomic import write_json, write_text
+from detector.atomic import write_json
 from detector.nets import flip_head
 
 if TYPE_CHECKING:  # the training stack is imported when a pipeline runs, not with the CLI
@@ -34,8 +32,7 @@ if TYPE_CHECKING:  # the training stack is imported when a pipeline runs, not wi
     from detector.train.harden import HardenResult
     from detector.train.splits import Splits
 
-__all__ = ["HardenInputs", "harden_inputs", "harden_run", "RoundReport", "adversarial_rounds",
-           "MatrixConfig", "MatrixReport", "MatrixError", "cross_generator_run"]
+__all__ = ["HardenInputs", "harden_inputs", "harden_run", "RoundReport", "adversarial_rounds"]
 
 
 @dataclass
@@ -47,74 +44,139 @@ class HardenInputs:
     fakes: dict[str, Splits]
     provenance: dict
     rounds_of: dict[str, int]    # fake set name -> adversarial round that produced it (0 = original zoo)
+    weights: dict[str, float]    # fake set name -> share of the training fakes (each family 1 / F)
+    family_of: dict[str, str]    # fake set name -> generator family ("folder:NAME" for a --fakes folder)
+    runs: list[Path]             # the run directories the fakes come from
     originals: dict | None = None  # what the inputs no longer show of the training reals (domain model)
 
 
-def harden_inputs(run_dir: str | os.PathLike, *, n_fakes: int = 6000, fake_dirs: Sequence[str] = (),
+RunArg = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+
+
+def _as_paths(runs: RunArg) -> list:
+    return [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
+
+
+def _sample_zoo(members, plan: dict[str, int], seed: int, size: int, channels: int, val_fraction: float,
+                test_fraction: float, device: str) -> tuple[dict, list]:
+    """Each member's planned fakes, split; and its provenance entry."""
+    from detector.train.splits import split_tensor
+    from gan.zoo import sample
+
+    fakes, gens = {}, []
+    for k, m in enumerate(members):
+        snap, n = m.snapshot, plan[m.name]
+        x = sample(snap, n, seed=seed + 1000 + k, device=device)
+        if tuple(x.shape[1:]) != (channels, size, size):
+            raise ValueError(f"snapshot {m.name}: samples are {tuple(x.shape[1:])}, expected "
+                             f"{(channels, size, size)}")
+        fakes[m.name] = split_tensor(x, seed + 2000 + k, val_fraction, test_fraction)
+        gens.append({"name": m.name, "kind": "gan-zoo", "run": str(m.run), "step": snap.step,
+                     "generator": snap.generator_name, "family": m.family, "stage": snap.stage,
+                     "tag": snap.tag or "", "n_sampled": n, "sample_seed": seed + 1000 + k})
+    return fakes, gens
+
+
+def _round_of(tag: str) -> int:
+    return int(tag[5:]) if tag.startswith("round") and tag[5:].isdigit() else 0
+
+
+def _families_provenance(gens: list, weights: dict[str, float]) -> dict:
+    """Family -> its fake sets, images sampled and share of the training fakes (what balance means here)."""
+    fams: dict = {}
+    for g in gens:
+        f = fams.setdefault(g["family"], {"sets": [], "n_images": 0, "share": 0.0})
+        f["sets"].append(g["name"])
+        f["n_images"] += int(g.get("n_sampled", g.get("n_images", 0)))
+        f["share"] += weights[g["name"]]
+        g["weight"] = weights[g["name"]]
+    return fams
+
+
+def harden_inputs(runs: RunArg, *, n_fakes: int = 6000, fake_dirs: Sequence[str] = (),
                   val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int | None = None,
                   real_source: str | None = None, real_limit: int | None = None, device: str = "cpu",
                   log: Callable[[str], None] = print) -> HardenInputs:
-    """Everything :func:`detector.train.harden.harden` needs, read from a GAN run directory."""
-    from detector.train.splits import real_splits, split_tensor
+    """Everything :func:`detector.train.harden.harden` needs, read from GAN run directories (or
+    folders of runs, see :mod:`unmask.runs`): ``n_fakes`` per generator family, spread evenly over
+    its snapshots; each family (and each ``fake_dirs`` folder) gets the same share of the training
+    fakes. The detector starts from the first run's discriminator; real images come from that run's
+    data source."""
     from detector.data import load_folder_images
+    from detector.train.splits import real_splits, split_tensor
     from gan.rundir import RunDir
-    from gan.zoo import sample
+    from . import runs as runs_
 
-    run = RunDir(run_dir)
-    run_dir = run.path
-    cfg = run.config_dict()
-    size, channels = int(cfg["image_size"]), int(cfg["channels"])
+    run_dirs = runs_.resolve_runs(_as_paths(runs))
+    size, channels = runs_.image_shape(run_dirs)
+    members = runs_.zoo_members(run_dirs)
+    start, net, arch, args = runs_.start_discriminator(run_dirs, device)
+    cfg = RunDir(start).config_dict()
     seed = int(cfg.get("seed", 0)) if seed is None else seed
     source = real_source or cfg.get("data", "fashion-mnist:embedded")
     real, real_info = real_splits(source, size, channels, seed, val_fraction, test_fraction, real_limit)
-    net, arch, args = run.discriminator(device)
-    snaps = run.zoo()
-    fakes: dict[str, Splits] = {}
-    gens, rounds_of = [], {}
-    for k, snap in enumerate(snaps):
-        x = sample(snap, n_fakes, seed=seed + 1000 + k, device=device)
-        if tuple(x.shape[1:]) != (channels, size, size):
-            raise ValueError(f"snapshot {snap.name}: samples are {tuple(x.shape[1:])}, expected "
-                             f"{(channels, size, size)}")
-        fakes[snap.name] = split_tensor(x, seed + 2000 + k, val_fraction, test_fraction)
-        tag = getattr(snap, "tag", None) or ""
-        rounds_of[snap.name] = int(tag[5:]) if tag.startswith("round") and tag[5:].isdigit() else 0
-        gens.append({"name": snap.name, "kind": "gan-zoo", "run": str(run_dir), "step": snap.step,
-                     "generator": snap.generator_name, "family": snap.family, "tag": tag,
-                     "n_sampled": n_fakes, "sample_seed": seed + 1000 + k})
+    fakes, gens = _sample_zoo(members, runs_.family_plan(members, n_fakes), seed, size, channels, val_fraction,
+                              test_fraction, device)
     for d in fake_dirs:
         x, bad = load_folder_images([d], size, channels)
         name = f"folder:{Path(d).name}"
         while name in fakes:
             name += "_"
         fakes[name] = split_tensor(x, seed + 3000 + len(fakes), val_fraction, test_fraction)
-        rounds_of[name] = 0
-        gens.append({"name": name, "kind": "folder", "path": str(d), "n_images": len(x), "unreadable": bad})
+        gens.append({"name": name, "kind": "folder", "family": name, "path": str(d), "n_images": len(x),
+                     "unreadable": bad})
         log(f"{name}: {len(x)} images ({bad} unreadable skipped)")
-    prov = {"data": real_info, "gan_run": {"dir": str(run_dir), "seed": cfg.get("seed"),
-                                           "generator": cfg.get("generator"), "discriminator": cfg.get("discriminator")},
-            "generators": gens}
+    family_of = {g["name"]: g["family"] for g in gens}
+    weights = runs_.family_weights(family_of, {n: len(s.train) for n, s in fakes.items()})
+    gan_runs = [{"dir": str(r), "seed": c.get("seed"), "generator": c.get("generator"),
+                 "discriminator": c.get("discriminator")} for r in run_dirs for c in [RunDir(r).config_dict()]]
+    prov = {"data": real_info, "gan_run": gan_runs[run_dirs.index(start)], "gan_runs": gan_runs,
+            "generators": gens, "families": _families_provenance(gens, weights)}
+    rounds_of = {g["name"]: _round_of(g.get("tag") or "") for g in gens}
     # Fashion-MNIST is natively 28x28, whatever size the GAN works at (the domain model's size check)
     originals = {"sides": torch.full((len(real.train), 2), 28.0)} if source.startswith("fashion-mnist") else None
-    return HardenInputs(net, arch, args, real, fakes, prov, rounds_of, originals)
+    return HardenInputs(net, arch, args, real, fakes, prov, rounds_of, weights, family_of, run_dirs, originals)
 
 
-def harden_run(run_dir: str | os.PathLike, out: str | os.PathLike, config: HardenConfig | None = None, *,
+def without_families(inp: HardenInputs, families: Sequence[str], device: str = "cpu") -> HardenInputs:
+    """``inp`` less the fake sets of ``families`` (a leave-one-family-out fold): the other families
+    re-balanced, the detector started from the first run whose D never saw ``families``."""
+    from . import runs as runs_
+
+    keep = [n for n in inp.fakes if inp.family_of[n] not in families]
+    if not keep:
+        raise runs_.RunSelectionError(f"no generator family left to harden against without {', '.join(families)}")
+    start, net, arch, args = runs_.start_discriminator(inp.runs, device, tuple(families))
+    family_of = {n: inp.family_of[n] for n in keep}
+    weights = runs_.family_weights(family_of, {n: len(inp.fakes[n].train) for n in keep})
+    gens = [dict(g) for g in inp.provenance["generators"] if g["name"] in family_of]
+    gan_run = next(g for g in inp.provenance["gan_runs"] if g["dir"] == str(start))
+    prov = dict(inp.provenance, gan_run=gan_run, generators=gens, families=_families_provenance(gens, weights),
+                held_out_families=list(families))
+    return HardenInputs(net, arch, args, inp.real, {n: inp.fakes[n] for n in keep}, prov,
+                        {n: inp.rounds_of[n] for n in keep}, weights, family_of, inp.runs, inp.originals)
+
+
+def harden_run(runs: RunArg, out: str | os.PathLike, config: HardenConfig | None = None, *,
                n_fakes: int = 6000, fake_dirs: Sequence[str] = (), val_fraction: float = 0.15,
                policy: str = "resize", resume: bool = False, real_source: str | None = None,
                log: Callable[[str], None] = print, progress: bool = True) -> HardenResult:
-    """``unmask harden RUN --out DET``: see the module docstring (``config`` None: HardenConfig's defaults)."""
+    """``unmask harden RUN [RUN...] --out DET``: see the module docstring (``config`` None: HardenConfig's
+    defaults)."""
     from detector.train.config import HardenConfig
     from detector.train.harden import harden
 
     config = config or HardenConfig()
-    inp = harden_inputs(run_dir, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
+    inp = harden_inputs(runs, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
                         seed=config.seed, real_source=real_source, device=config.device, log=log)
     log(f"real: {inp.real.sizes()}  fakes: {len(inp.fakes)} set(s) "
         f"({', '.join(f'{n}={len(s.train)}/{len(s.val)}/{len(s.test)}' for n, s in inp.fakes.items())})")
+    log("families (share of training fakes): " + ", ".join(
+        f"{f} {100 * v['share']:.0f}% ({v['n_images']} images, {len(v['sets'])} set(s))"
+        for f, v in inp.provenance["families"].items()))
     return harden(inp.net, inp.architecture, inp.arch_args, inp.real, inp.fakes, out, config, flip=True,
                   policy=policy, provenance=inp.provenance, resume=resume, log=log, progress=progress,
-                  originals=inp.originals)
+                  weights=inp.weights, originals=inp.originals)
 
 
 @dataclass(frozen=True)
@@ -141,7 +203,7 @@ def _auc_by_round(det_dir: Path, inp: HardenInputs, device: str) -> dict[int, fl
     return out
 
 
-def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, rounds: int,
+def adversarial_rounds(run_dir: RunArg, out: str | os.PathLike, rounds: int,
                        config: HardenConfig | None = None, *, gan_steps: int = 500, n_fakes: int = 6000,
                        fake_dirs: Sequence[str] = (), val_fraction: float = 0.15, policy: str = "resize",
                        resume: bool = False, real_source: str | None = None,
@@ -159,6 +221,7 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
     from detector.train.harden import harden
     from gan.rounds import continue_training
     from gan.rundir import RunDir
+    from .runs import resolve_runs
 
     config = config or HardenConfig()
 
@@ -167,7 +230,10 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
 
     if rounds < 0:
         raise ValueError("rounds must be >= 0")
-    run_dir, out = Path(run_dir), Path(out)
+    paths = resolve_runs(_as_paths(run_dir))
+    if len(paths) != 1:
+        raise ValueError(f"adversarial rounds train one run's generator further: give one run, not {len(paths)}")
+    run_dir, out = Path(paths[0]), Path(out)
     reports: list[RoundReport] = []
     prev_dir: Path | None = None
     for r in range(rounds + 1):
@@ -195,7 +261,7 @@ def adversarial_rounds(run_dir: str | os.PathLike, out: str | os.PathLike, round
                 net, flip = load_detector(prev_dir, config.device).net, False
             prov = dict(inp.provenance, adversarial_round=r, rounds_total=rounds)
             harden(net, inp.architecture, inp.arch_args, inp.real, inp.fakes, det_dir, config, flip=flip,
-                   policy=policy, provenance=prov, resume=resume, log=log, progress=progress,
+                   policy=policy, provenance=prov, resume=resume, log=log, progress=progress, weights=inp.weights,
                    originals=inp.originals)
         else:
             log(f"round {r}: detector already in {det_dir}; skipping")
@@ -224,187 +290,3 @@ def _rounds_table(reports: Sequence[RoundReport]) -> str:
             + f"{rep.test_fpr:>10.4f}" + (f"{rep.auc_new_before:>20.5f}" if rep.auc_new_before is not None
                                           else f"{'-':>20}"))
     return "AUC on held-out real vs fakes of each round:\n" + "\n".join(rows)
-
-
-
-class MatrixError(RuntimeError):
-    """The matrix cannot be built from these inputs (a run without two families, an unreadable base)."""
-
-
-@dataclass(frozen=True)
-class MatrixConfig:
-    """What ``unmask eval-matrix`` does; the command's defaults are these."""
-
-    out: str
-    run: str | None = None          # GAN run: one fake set per zoo family, its D hardened per family
-    real: tuple = ()                # folders of real images
-    fake: tuple = ()                # folders of fakes, one generator each
-    detector: str | None = None     # folder mode: start every detector from this artifact (else fresh dcgan_d)
-    steps: int = 300                # training steps per detector
-    lr: float = 2e-4                # folder mode: fine-tuning learning rate
-    per_family: int = 1000          # --run: fakes sampled per family (and real images per split)
-    test_fraction: float = 0.5
-    size: int = 28                  # fresh detector's input size (folder mode without a detector)
-    channels: int = 1
-    seed: int = 0
-    device: str = "cpu"
-
-    def validate(self) -> None:
-        if self.run is None and len(self.fake) < 2:
-            raise ValueError("eval-matrix needs --run RUN_DIR or at least two --fake folders (one per generator)")
-        if self.run is None and not self.real:
-            raise ValueError("folder mode needs --real (or use --run RUN_DIR)")
-
-
-@dataclass(frozen=True)
-class MatrixReport:
-    result: object          # eval.matrix.MatrixResult
-    method: str
-    markdown: str
-    out: Path
-    unreadable: list        # [eval.scoring.Unreadable]
-
-
-class HardenFit:
-    """``fit_detector`` for ``--run``: the run's D hardened (detector.harden) on one fake set, validation
-    carved from the training images. Calls are independent (own work folder, same seeds): order is free."""
-
-    def __init__(self, run_dir: Path, steps: int, seed: int, work: Path, device: str) -> None:
-        self.run_dir, self.steps, self.seed, self.work, self.device = Path(run_dir), steps, seed, work, device
-
-    def __call__(self, xr: torch.Tensor, xf: torch.Tensor):
-        from detector.artifact import load
-        from detector.train.config import HardenConfig
-        from detector.train.harden import harden
-        from detector.train.splits import split_tensor
-        from gan.rundir import RunDir
-
-        net, arch, args = RunDir(self.run_dir).discriminator()
-        real = split_tensor(xr, self.seed, 0.2, 0.1)
-        fake = split_tensor(xf, self.seed + 1, 0.2, 0.1)
-        out = Path(tempfile.mkdtemp(prefix="fit-", dir=self.work))
-        cfg = HardenConfig(steps=self.steps, seed=self.seed, device=self.device)
-        harden(net, arch, args, real, {"fakes": fake}, out, cfg, log=lambda _m: None, progress=False,
-               provenance={"gan_run": str(self.run_dir)})
-        return load(out)
-
-
-def _discriminator_detector(run_dir: Path):
-    """The run's discriminator as a detector (head flipped once: logit > 0 = fake), threshold 0.5."""
-    from detector.artifact import Detector, spec_for_network
-    from gan.rundir import RunDir
-
-    net, name, args = RunDir(run_dir).discriminator()
-    flip_head(net)
-    size, ch = int(args.get("image_size", 28)), int(args.get("in_channels", 1))
-    return Detector(net, spec_for_network(name, args, size, ch, provenance={"gan_run": str(run_dir)}))
-
-
-def _zoo_fakes(run_dir: Path, per_family: int, seed: int, size: int, channels: int) -> dict:
-    """One fake set per generator family of a GAN run's zoo: ``per_family`` images sampled evenly from
-    that family's snapshots (fixed seeds), fitted to ``size`` x ``size``."""
-    from detector.preprocess import fit
-    from gan.rundir import RunDir
-    from gan.zoo import sample
-
-    families: dict[str, list] = {}
-    for snap in RunDir(run_dir).zoo():
-        families.setdefault(snap.family, []).append(snap)
-    out = {}
-    for i, (fam, snaps) in enumerate(families.items()):
-        per = math.ceil(per_family / len(snaps))
-        x = torch.cat([sample(s, per, seed=seed + 1000 * i + j) for j, s in enumerate(snaps)])[:per_family]
-        if tuple(x.shape[1:]) != (channels, size, size):
-            x = torch.stack([fit(im, size, channels, "resize") for im in x])
-        out[fam] = list(x)
-    return out
-
-
-def _run_real(run_dir: Path, size: int, channels: int, n: int) -> list:
-    """Real images of the run's own data source (its config's ``data``): train then held-out test."""
-    from detector.data import open_source
-    from gan.rundir import RunDir
-
-    data = RunDir(run_dir).config_dict().get("data", "fashion-mnist")
-    srcs = [open_source(data, size, channels, split) for split in ("train", "test")]
-    return [src[i][0] for src in srcs for i in range(min(n, len(src)))]
-
-
-def _matrix_images(config: MatrixConfig, sets, size: int, channels: int) -> tuple[list, dict]:
-    """(real images, fake set name -> images): the folders' sets, and with ``run`` its zoo families."""
-    from gan.zoo import ZooError
-
-    fake_imgs = {s.name: s.images for s in sets.fakes}
-    real_imgs = sets.real.images
-    if config.run is None:
-        return real_imgs, fake_imgs
-    run = Path(config.run)
-    try:
-        zoo = _zoo_fakes(run, config.per_family, config.seed, size, channels)
-    except (ZooError, OSError, ValueError) as e:
-        raise MatrixError(f"{run}: {e}") from e
-    fake_imgs = {**zoo, **{k: v for k, v in fake_imgs.items() if k not in zoo}}
-    if not real_imgs:
-        real_imgs = _run_real(run, size, channels, config.per_family)
-    if len(fake_imgs) < 2:
-        raise MatrixError(f"{run}: the zoo holds one generator family ({', '.join(fake_imgs)}); a matrix needs "
-                          "two: add --fake folders or train another family")
-    return real_imgs, fake_imgs
-
-
-def cross_generator_run(config: MatrixConfig) -> MatrixReport:
-    """``unmask eval-matrix``: fit one detector per generator, test each on every generator, write
-    ``matrix.json``, ``matrix.png`` and ``matrix.md`` into ``config.out``."""
-    from detector.artifact import ArtifactError, load
-    from eval.matrix import FinetuneConfig, cross_generator_matrix, finetune_detector, split_train_test
-    from eval.scoring import load_eval_sets
-    from gan.zoo import ZooError
-
-    config.validate()
-    try:
-        base = (_discriminator_detector(Path(config.run)) if config.run is not None
-                else load(config.detector) if config.detector else None)
-    except (ArtifactError, ZooError, OSError, KeyError, RuntimeError) as e:
-        raise MatrixError(str(e)) from e
-    size = base.spec.input_size if base else config.size
-    ch = base.spec.channels if base else int(config.channels)
-    sets = load_eval_sets(real=list(config.real), fake=list(config.fake), channels=ch)
-    real_imgs, fake_imgs = _matrix_images(config, sets, size, ch)
-    try:
-        r_tr, r_te = split_train_test(real_imgs, config.test_fraction, config.seed)
-        fakes = {k: split_train_test(v, config.test_fraction, config.seed + 1 + i)
-                 for i, (k, v) in enumerate(fake_imgs.items())}
-    except ValueError as e:
-        raise MatrixError(str(e)) from e
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="matrix-", dir=out))
-    method = "detector.harden of the run's discriminator" if config.run is not None else "finetune_detector (BCE)"
-    if config.run is not None:
-        fit = HardenFit(Path(config.run), config.steps, config.seed, work, config.device)
-    else:
-        ft = FinetuneConfig(steps=config.steps, lr=config.lr, seed=config.seed, device=config.device)
-        fit = lambda xr, xf: finetune_detector(xr, xf, base, ft)  # noqa: E731
-    try:
-        res = cross_generator_matrix(r_tr, r_te, fakes, fit, size, ch)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return MatrixReport(res, method, _write_matrix(config, res, method, out), out, list(sets.unreadable))
-
-
-def _write_matrix(config: MatrixConfig, res, method: str, out: Path) -> str:
-    """``matrix.json``, ``matrix.png`` and ``matrix.md``; returns the markdown."""
-    from eval.plots import heatmap_plot
-
-    fitting = {"method": method, "steps": config.steps, "lr": config.lr, "seed": config.seed,
-               "base": str(config.run or config.detector or "fresh dcgan_d"), "test_fraction": config.test_fraction}
-    write_json(out / "matrix.json", {"format": "unmask-eval-matrix/1", **res.to_json(),
-                                     "off_diagonal_mean_auc": res.off_diagonal_mean(), "fitting": fitting})
-    heatmap_plot(res.auc, res.names, res.names, out / "matrix.png", title="Cross-generator AUC",
-                 xlabel="tested on", ylabel="trained on")
-    lines = ["# Cross-generator AUC", "", f"Fitting: {method}, {config.steps} steps, seed {config.seed}.", "",
-             "| trained on \\ tested on | " + " | ".join(res.names) + " |", "|---|" + "---|" * len(res.names)]
-    lines += [f"| {a} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for a, row in zip(res.names, res.auc)]
-    lines += ["", f"Mean off-diagonal AUC: {res.off_diagonal_mean():.3f}", ""]
-    write_text(out / "matrix.md", "\n".join(lines))
-    return "\n".join(lines)

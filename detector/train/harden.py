@@ -102,12 +102,13 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
            out: str | os.PathLike, config: HardenConfig = HardenConfig(), *, flip: bool = True,
            policy: str = "resize", tile_aggregate: str = "max", mean: Sequence[float] = (0.5,),
            std: Sequence[float] = (0.5,), provenance: Mapping | None = None, resume: bool = False,
-           log: Callable[[str], None] = print, progress: bool = True, originals: Mapping | None = None
-           ) -> HardenResult:
+           log: Callable[[str], None] = print, progress: bool = True, originals: Mapping | None = None,
+           weights: Mapping[str, float] | None = None) -> HardenResult:
     """Harden ``net`` (a GAN discriminator, logit > 0 = real unless ``flip=False``) into a detector
-    artifact in ``out``; returns the metrics. ``real`` and each of ``fakes`` are already split.
-    ``originals``: what the inputs no longer show of the training reals (see
-    :func:`detector.train.trust.fit_trust`), for the domain model."""
+    artifact in ``out``; returns the metrics. ``real`` and each of ``fakes`` are already split;
+    ``weights`` give each fake set's share of the training fakes (default: equal). ``originals``: what
+    the inputs no longer show of the training reals (see :func:`detector.train.trust.fit_trust`), for
+    the domain model."""
     t0 = time.time()
     out = Path(out)
     _, _, main = require_process_group()
@@ -125,13 +126,14 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
     settings = {k: v for k, v in config.to_json().items() if k not in ("device", "amp")}  # not the result's
     data_id = hashlib.sha256(json.dumps({"config": settings, "arch": architecture, "args": dict(arch_args),
                                          "real": fingerprint(real.train),
-                                         "fakes": {n: fingerprint(f.train) for n, f in fakes.items()}},
+                                         "fakes": {n: fingerprint(f.train) for n, f in fakes.items()},
+                                         **({"weights": dict(weights)} if weights else {})},
                                         sort_keys=True).encode()).hexdigest()
     if main and not resume and ckpt.exists():
         ckpt.unlink()
     dist_.barrier()  # the stale checkpoint is gone before any rank looks for one
     resumed = train_detector(net, real.train, {n: f.train for n, f in fakes.items()}, config, spec.mean, spec.std,
-                             ckpt, resume, data_id=data_id, log=log, progress=progress)
+                             ckpt, resume, weights=weights, data_id=data_id, log=log, progress=progress)
     cal = calibrate_and_evaluate(net, spec, real, fakes, config.target_fpr, config.device, config.eval_batch)
     log(format_metrics([cal.val, cal.test]))
     prov = dict(provenance or {})
@@ -143,6 +145,9 @@ def harden(net: nn.Module, architecture: str, arch_args: Mapping, real: Splits, 
         "metrics": {"val": cal.val.to_json(), "test": cal.test.to_json()},
         "flipped_from_discriminator": bool(flip),
     })
+    if weights:  # each set's share of the fake half of every training batch
+        w = {n: float(weights.get(n, 1.0)) for n in fakes}
+        prov["fake_weights"] = {n: v / sum(w.values()) for n, v in w.items()}
     rule = (f"FPR <= {config.target_fpr:g} on validation real images (n={len(real.val)}); "
             f"validation FPR {cal.val.fpr:.4f}, TPR {cal.val.tpr:.4f}")
     spec = replace(spec, threshold=cal.threshold, threshold_rule=rule, temperature=cal.temperature, provenance=prov)
