@@ -328,7 +328,10 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         data = path.read_bytes()
     except OSError as e:
         raise ArtifactError(f"{path}: cannot read ({e.strerror or e})") from None
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
+    # safetensors starts with its header length (u64, little-endian) then "{": a header of 1408 bytes reads
+    # b"\x80\x05" like a pickle's opening, so that byte decides first
+    pickle_or_zip = data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK"
+    if pickle_or_zip and data[8:9] != b"{":
         raise ArtifactError(f"{path}: is a pickle/zip file, not safetensors; refusing to load it "
                             "(loading pickles can execute code)")
     try:
