@@ -109,6 +109,17 @@ def run_fold(args, variant: str, held: str, real, fam_splits: dict, out: Path) -
     return rec
 
 
+def markdown(results: list[dict]) -> str:
+    """One row per variant x held-out family, as in ``docs/generalisation.md``."""
+    rows = ["| variant | steps | held out | AUC [95% CI] | caught @ val 1% FPR | FPR held-out reals | JPEG-75 AUC | DCT+LR AUC |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        dct = f"{r['dct_baseline_auc']:.3f}" if "dct_baseline_auc" in r else ""
+        rows.append(f"| {r['variant']} | {r['steps']} | {r['held_out']} | {r['auc']:.3f} [{r['auc_ci'][0]:.3f}, "
+                    f"{r['auc_ci'][1]:.3f}] | {r['caught']:.1%} | {r['fpr']:.2%} | {r['jpeg75_auc']:.3f} | {dct} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     from detector.train.splits import real_splits, split_tensor
 
@@ -124,7 +135,11 @@ def main() -> None:
     p.add_argument("--bootstrap", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--table", nargs="*", type=Path, help="Print the markdown table of these result files and exit.")
     args = p.parse_args()
+    if args.table:
+        print(markdown([r for f in args.table for r in json.loads(f.read_text())]))
+        return
     torch.set_num_threads(1)
     real, _ = real_splits("fashion-mnist:embedded", 28, 1, args.seed, 0.15, 0.15, args.real_limit)
     fams = [f for g in GROUPS.values() for f in g]
