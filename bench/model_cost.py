@@ -4,6 +4,9 @@ Per-image inference time of our shipped detector network (``dcgan_d`` at its 28-
 torchvision ResNet-50 at 224 px, the backbone of CNNDetection (Wang et al., CVPR 2020), on the same
 number of images, same threads, ``torch.inference_mode``. ResNet-50 is built with random weights
 (no download): its cost does not depend on the weights.
+
+Also the cost of the trace options of ``dcgan_d`` (issue 14, ``docs/generalisation.md``): the NPR
+residue as input (``residual="npr"``) plus the DCT branch (``spectral=True``), vs the plain network.
 """
 from __future__ import annotations
 
@@ -21,19 +24,24 @@ def run(tiny: bool = False) -> dict:
     n = 2 if tiny else 32
     det = stand_in("resize")   # the shipped inference path
     ours = det.logits
+    trace = stand_in("resize", residual="npr", spectral=True).logits
     # The reference gets the same channels-last CPU layout our Detector uses (a fair, tuned baseline).
     ref = resnet50(weights=None, num_classes=1).eval().to(memory_format=torch.channels_last)
     x_ours = torch.rand(n, 1, 28, 28)
     x_ref = torch.rand(n, 3, 224, 224).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         ours(x_ours), ref(x_ref[:2])  # warm-up
+        trace(x_ours)
         t_ours = best_of(lambda: ours(x_ours), 2 if tiny else 20) / n
+        t_trace = best_of(lambda: trace(x_ours), 2 if tiny else 20) / n
         t_ref = best_of(lambda: ref(x_ref), 1 if tiny else 3) / n
     params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     return {
         "ours_ms_per_image": 1e3 * t_ours,
         "resnet50_ms_per_image": 1e3 * t_ref,
         "speedup_vs_resnet50": t_ref / t_ours,
+        "npr_dct_ms_per_image": 1e3 * t_trace,
+        "npr_dct_vs_plain": t_trace / t_ours,
         "ours_params": params(det.net),
         "resnet50_params": params(ref),
         "images": n,

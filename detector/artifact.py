@@ -23,6 +23,7 @@ from .device import autocast, resolve_device
 from .atomic import save_safetensors, write_json
 from .nets import NETWORKS
 from .preprocess import POLICIES, model_inputs, normalize
+from .weights import MAX_PARAMETERS, ArtifactError, checked_weights, read_safetensors
 
 if TYPE_CHECKING:  # the Python API's types; its modules import this one
     from .inputs import ImageInput
@@ -37,7 +38,6 @@ WEIGHTS, CONFIG = "model.safetensors", "detector.json"
 AGGREGATES = ("max", "mean", "topk_mean")
 MAX_INPUT_SIZE = 1024
 #: Largest network (parameters + buffers) an artifact may declare; checked before allocating it.
-MAX_PARAMETERS = 200_000_000
 _ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -55,10 +55,6 @@ def _short(x: Any, n: int = 40) -> str:
     """``repr`` cut to ``n`` characters: messages stay readable whatever a hostile file holds."""
     r = repr(x)
     return r if len(r) <= n else r[: n - 3] + "..."
-
-
-class ArtifactError(ValueError):
-    """A detector artifact that cannot be loaded; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -353,64 +349,17 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> De
     except OSError as e:
         raise ArtifactError(f"{cfg_p}: cannot read ({e.strerror or e})") from None
     spec = DetectorSpec.from_json(obj, str(cfg_p))
-    try:  # build on the meta device first: an absurd size is refused before anything is allocated
-        with torch.device("meta"):
-            shape_net = NETWORKS.create(spec.architecture, **spec.arch_args)
-        expected = {k: (tuple(v.shape), v.dtype) for k, v in shape_net.state_dict().items()}
-        numel = sum(math.prod(shp) for shp, _ in expected.values())
-        if numel > MAX_PARAMETERS:
-            raise ArtifactError(f"{cfg_p}: architecture {spec.architecture!r} with these arguments has {numel} "
-                                f"parameters, over the limit of {MAX_PARAMETERS}")
-        expected_bytes = sum(math.prod(shp) * torch.empty((), dtype=dt).element_size()
-                             for shp, dt in expected.values())
-    except ArtifactError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a factory may raise anything on odd arguments
-        raise ArtifactError(f"{cfg_p}: architecture {spec.architecture!r} rejects its arguments: {e}") from None
-    w_size = w_p.stat().st_size
-    if w_size > expected_bytes + 16 * 1024 * 1024:
-        raise ArtifactError(f"{w_p}: {w_size} bytes, far more than the {expected_bytes} bytes of weights the "
-                            f"architecture {spec.architecture!r} holds")
-    state = _read_safetensors(w_p)
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ArtifactError(f"{w_p}: weights do not match architecture {spec.architecture!r}: "
-                            f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-    for k, (shp, dt) in expected.items():
-        if tuple(state[k].shape) != shp:
-            raise ArtifactError(f"{w_p}: weights do not match architecture {spec.architecture!r}: "
-                                f"{k} has shape {tuple(state[k].shape)}, expected {shp}")
-        if state[k].dtype != dt:
-            raise ArtifactError(f"{w_p}: tensor {k} has dtype {state[k].dtype}, expected {dt}")
-    for k, v in state.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise ArtifactError(f"{w_p}: tensor {k} contains NaN or infinite values")
+    state = checked_weights(spec.architecture, spec.arch_args, cfg_p, w_p)
     net = NETWORKS.create(spec.architecture, **spec.arch_args)
     net.load_state_dict(state, strict=True)
     det = Detector(net, spec, device)
     from .trust import load_trust
 
     try:
-        det.trust = load_trust(d, spec.trust, spec.temperature, _read_safetensors)
+        det.trust = load_trust(d, spec.trust, spec.temperature, read_safetensors)
     except ValueError as e:
         raise ArtifactError(str(e)) from None
     return det
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load as st_load
-
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ArtifactError(f"{path}: cannot read ({e.strerror or e})") from None
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:2] == b"PK":
-        raise ArtifactError(f"{path}: is a pickle/zip file, not safetensors; refusing to load it "
-                            "(loading pickles can execute code)")
-    try:
-        return st_load(data)
-    except Exception as e:  # noqa: BLE001 - SafetensorError, ValueError, OverflowError, ... on hostile bytes
-        raise ArtifactError(f"{path}: not a valid safetensors file ({str(e)[:200]})") from None
 
 
 def spec_for_network(net_name: str, arch_args: dict, input_size: int, channels: int,

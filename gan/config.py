@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .generators import GENERATORS, generator_family
+from .generators import GENERATORS, NON_GAN_GENERATORS, generator_family
 from .losses import LOSSES
 
 __all__ = ["GanConfig", "CONFIG_FORMAT_VERSION"]
@@ -117,8 +117,9 @@ class GanConfig:
         d = dataclasses.asdict(self)
         d["zoo_fractions"] = list(self.zoo_fractions)
         d["generator_args"] = self.resolved_generator_args()
-        d["family"] = generator_family(self.generator)
-        d["discriminator"] = {"network": "dcgan_d", "args": self.discriminator_args()}
+        d["family"] = generator_family(self.generator, d["generator_args"])
+        if self.generator not in NON_GAN_GENERATORS:  # a VAE or diffusion run has no discriminator
+            d["discriminator"] = {"network": "dcgan_d", "args": self.discriminator_args()}
         d["format_version"] = CONFIG_FORMAT_VERSION
         return d
 

@@ -1,4 +1,4 @@
-"""GAN generators: noise ``(B, z_dim)`` -> image ``(B, C, S, S)`` in [-1, 1] (tanh).
+"""Generators: noise ``(B, z_dim)`` -> image ``(B, C, S, S)`` in [-1, 1] (tanh).
 
 * ``dcgan`` - the classic DCGAN generator (Radford, Metz & Chintala, ICLR 2016): a fully
   connected projection reshaped to a small feature map, then stacked stride-2
@@ -10,20 +10,29 @@
   propose for checkerboard artifacts. A detector hardened on one family must be checked on the
   other.
 
+Two registered generators are NOT GANs (``NON_GAN_GENERATORS``; :mod:`gan.families` lists every
+family): ``vae``, the decoder of a convolutional VAE (:mod:`gan.vae`), and ``diffusion``, a
+DDIM sampler around a small UNet denoiser (:mod:`gan.diffusion`). They map noise to images like
+the GAN generators, so the zoo, sampling and hardening treat every family alike.
+
 Sizes: the image size is halved while it is even and above 7, giving a base map of ``s0 x s0``
 (28 -> 7, 32 -> 4, 64 -> 4, 48 -> 6) and ``n`` up-sampling stages (at least one).
 """
 from __future__ import annotations
+
+import importlib
 
 import torch
 from torch import nn
 
 from detector.registry import Registry
 
-__all__ = ["GENERATORS", "Generator", "create_generator", "generator_family", "plan_sizes", "UPSAMPLE_MODES"]
+__all__ = ["GENERATORS", "Generator", "create_generator", "generator_family", "plan_sizes", "UPSAMPLE_MODES",
+           "NON_GAN_GENERATORS"]
 
 GENERATORS: Registry[nn.Module] = Registry("generator")
 UPSAMPLE_MODES = ("nearest", "bilinear")
+NON_GAN_GENERATORS = ("vae", "diffusion")  # trained by gan.likelihood, not by the GAN trainer
 
 
 def plan_sizes(image_size: int) -> tuple[int, int]:
@@ -109,7 +118,14 @@ def create_generator(name: str, **kwargs) -> nn.Module:
     return GENERATORS.create(name, **kwargs)
 
 
-def generator_family(name: str) -> str:
-    """The up-sampling family a generator belongs to (``dcgan`` = transposed conv, ``upconv``)."""
+def generator_family(name: str, args: dict | None = None) -> str:
+    """The family a generator belongs to (:mod:`gan.families`): its registry name, except resize-then-
+    convolve with bilinear up-sampling, ``upconv-bilinear``, which leaves different traces from nearest."""
     GENERATORS.get(name)  # raises on unknown names
+    if name == "upconv" and (args or {}).get("mode") == "bilinear":
+        return "upconv-bilinear"
     return name
+
+
+for _module in NON_GAN_GENERATORS:  # gan/vae.py and gan/diffusion.py register themselves on import
+    importlib.import_module(f"{__package__}.{_module}")

@@ -155,7 +155,8 @@ class RunDir:
     def final_generator(self) -> Snapshot:
         """The run's final generator (``generator.safetensors``) described as a :class:`Snapshot`."""
         cfg = self._finished("generator.safetensors", "training has not finished; use a zoo snapshot")
-        return Snapshot("final", int(cfg["steps"]), cfg["generator"], generator_family(cfg["generator"]),
+        fam = generator_family(cfg["generator"], cfg["generator_args"])
+        return Snapshot("final", int(cfg["steps"]), cfg["generator"], fam,
                         dict(cfg["generator_args"]), self.generator_path, "final", None)
 
     def snapshot(self, key: str | int | None = None) -> Snapshot:
@@ -182,6 +183,10 @@ class RunDir:
 
         from detector.nets import create_network
 
+        cfg = self.config_dict()
+        if "discriminator" not in cfg:
+            raise ZooError(f"{self.path} is a {cfg.get('family', cfg.get('generator'))} run, not a GAN: it has no "
+                           "discriminator to harden (harden from a GAN run and add this one's zoo as fakes)")
         d = self._finished("discriminator.safetensors", "training has not finished")["discriminator"]
         net = create_network(d["network"], **d["args"])
         try:

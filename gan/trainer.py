@@ -34,7 +34,7 @@ from detector.progress import Progress
 
 from .config import GanConfig
 from .data import TrainData, epoch_permutation, load_data
-from .generators import create_generator
+from .generators import NON_GAN_GENERATORS, create_generator
 from .health import DiversityProbe, HealthConfig, HealthEvent, HealthMonitor, plot_health
 from .remedies import RemedyLadder, handle_events, mode_seeking_loss
 from .losses import create_loss, gradient_penalty, r1_penalty
@@ -352,19 +352,21 @@ class Trainer:
 
 def train(config: GanConfig, out_dir: str | os.PathLike, resume: bool = False, *,
           stop_at: int | None = None) -> RunResult:
-    """Train a GAN into ``out_dir`` (see :mod:`gan.rundir` for the layout).
+    """Train a GAN into ``out_dir`` (layout: :mod:`gan.rundir`; VAE and diffusion runs: :mod:`gan.likelihood`).
 
     ``resume``: continue from the last checkpoint in ``out_dir`` (the result equals an uninterrupted
     run with the same config and seed). ``stop_at``: stop after that step, as an interruption would
     (a checkpoint is written), for resuming later. Under torchrun the caller joins the process
     group first (:func:`detector.distributed.init`; ``unmask gan train`` does).
     """
+    if config.generator in NON_GAN_GENERATORS:  # not a GAN: the one-network loop
+        from .likelihood import train_likelihood
+        return train_likelihood(config, out_dir, resume, stop_at=stop_at)
     world = dist_.world_size()
     if world > 1 and not dist_.is_distributed():
         raise RuntimeError("WORLD_SIZE > 1 but no process group: call detector.distributed.init() first")
     if config.batch_size % world:
-        raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
-                         f"{world} processes")
+        raise ValueError(f"batch_size {config.batch_size} (global batch) must divide among {world} processes")
     run = RunDir(out_dir)
     config = run.training_config(config, resume)
     dist_.barrier()  # every rank has checked the directory before rank 0 writes into it

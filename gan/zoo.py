@@ -93,7 +93,8 @@ def load_zoo(run_dir: str | os.PathLike) -> list[Snapshot]:
     entries = _read_index(run_dir)
     if not entries:
         raise ZooError(f"{run_dir}: no generator zoo (expected {_index_path(run_dir)}); train a GAN there first")
-    snaps = [Snapshot(e["name"], int(e["step"]), e["generator"], e.get("family") or generator_family(e["generator"]),
+    snaps = [Snapshot(e["name"], int(e["step"]), e["generator"],
+                      e.get("family") or generator_family(e["generator"], e["generator_args"]),
                       dict(e["generator_args"]), run_dir / "zoo" / e["file"], e.get("stage", ""), e.get("tag"))
              for e in entries]
     return sorted(snaps, key=lambda s: (s.step, s.name))
@@ -105,8 +106,8 @@ def save_snapshot(run_dir: str | os.PathLike, generator: nn.Module, name: str, s
     if not _NAME.match(name):
         raise ValueError(f"invalid snapshot name {name!r}")
     run_dir = Path(run_dir)
-    snap = Snapshot(name, int(step), generator_name, generator_family(generator_name), dict(generator_args),
-                    run_dir / "zoo" / f"{name}.safetensors", stage, tag)
+    snap = Snapshot(name, int(step), generator_name, generator_family(generator_name, generator_args),
+                    dict(generator_args), run_dir / "zoo" / f"{name}.safetensors", stage, tag)
     save_safetensors(generator.state_dict(), snap.path, metadata={"generator": generator_name, "step": str(step)})
     entries = [e for e in _read_index(run_dir) if e["name"] != name] + [snap.to_json()]
     entries.sort(key=lambda e: (e["step"], e["name"]))

@@ -73,3 +73,26 @@ def test_cli_export(calibrated, tmp_path):
     res = CliRunner().invoke(main, ["export", str(spec_dir), "--format", "pt2", "--out", str(tmp_path / "m.pt2")])
     assert res.exit_code == 0, res.output
     assert "max |score diff|" in res.output and (tmp_path / "m.pt2").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+def test_export_parity_with_npr_and_spectral_branches(fmt, real_images, fake_images, tmp_path):
+    """The NPR residue and the DCT branch are in the exported graph: parity <= 1e-4, arch args in the artifact."""
+    from detector.artifact import Detector, spec_for_network
+    from detector.nets import create_network
+    from detector.train.loop import fit_bce
+
+    torch.manual_seed(0)
+    args = dict(in_channels=1, image_size=28, width=8, norm="batch", residual="both", spectral=True)
+    net = create_network("dcgan_d", **args)
+    x = torch.cat([real_images[:64], fake_images[:64]])
+    fit_bce(net, x, torch.cat([torch.zeros(64), torch.ones(64)]), steps=5, batch_size=32, lr=2e-3, mean=[0.5], std=[0.5])
+    Detector(net, spec_for_network("dcgan_d", args, 28, 1, policy="resize")).save(tmp_path / "det")
+    det = detector.load(tmp_path / "det")
+    assert det.spec.arch_args["residual"] == "both" and det.spec.arch_args["spectral"] is True
+    out = tmp_path / f"det.{fmt}"
+    r = export(det, out, fmt, real=real_images[:24])
+    assert r.max_abs_diff <= 1e-4
+    run = run_onnx if fmt == "onnx" else run_pt2
+    score, _ = run(out, fake_images[:9])
+    assert float((score - det.score_batch(fake_images[:9])).abs().max()) <= 1e-4

@@ -143,7 +143,7 @@ def test_cli_train_rgb_32_on_a_folder_and_resume(tmp_path):
     (tmp_path / "photos" / "broken.png").write_bytes(b"not an image")  # skipped, not fatal
     out = tmp_path / "rgb"
     base = ["gan", "train", "--data", str(tmp_path / "photos"), "--image-size", "32", "--channels", "3",
-            "--generator", "upconv", "--width", "4", "--d-width", "4", "--z-dim", "4", "--batch-size", "4",
+            "--family", "upconv", "--width", "4", "--d-width", "4", "--z-dim", "4", "--batch-size", "4",
             "--health-every", "2", "--quiet"]
     r = CliRunner().invoke(main, base + ["--steps", "3", "--out", str(out)])
     assert r.exit_code == 0, r.output

@@ -108,3 +108,39 @@ def test_registry_refuses_duplicates_and_bad_names():
     with pytest.raises(KeyError, match="unknown thing 'b'; known: a"):
         reg.create("b")
     assert reg.names() == ["a"] and "a" in reg and reg.create("a") == 1
+
+
+@pytest.mark.parametrize("residual", ["npr", "both"])
+@pytest.mark.parametrize("spectral", [False, True])
+def test_trace_options_change_what_the_network_sees(residual, spectral):
+    """The NPR residue removes anything constant on 2x2 blocks; the DCT branch adds 64 features before the head."""
+    from detector.nets import npr_residual
+
+    torch.manual_seed(0)
+    net = create_network("dcgan_d", width=8, residual=residual, spectral=spectral).eval()
+    base = create_network("dcgan_d", width=8).eval()
+    assert net.head.in_features == base.head.in_features + (64 if spectral else 0)
+    assert net.features[0].in_channels == (2 if residual == "both" else 1)
+    x = torch.rand(4, 1, 28, 28)
+    blocky = torch.nn.functional.interpolate(torch.rand(4, 1, 14, 14), scale_factor=2.0, mode="nearest")
+    assert float(npr_residual(blocky).abs().max()) == 0.0 and float(npr_residual(x).abs().max()) > 0.1
+    if residual == "npr" and not spectral:  # the image itself never reaches the convolutions
+        assert torch.allclose(net(blocky), net(blocky + 0.3), atol=1e-5)
+    assert net(x).shape == (4,) and torch.isfinite(net(x)).all()
+
+
+def test_spectral_branch_is_the_orthonormal_dct():
+    from scipy.fft import dctn
+
+    from detector.nets import dct_matrix
+
+    x = torch.rand(28, 28, dtype=torch.float64)
+    m = dct_matrix(28).double()
+    assert torch.allclose(m @ x @ m.T, torch.from_numpy(dctn(x.numpy(), norm="ortho")), atol=1e-5)
+
+
+def test_trace_options_are_checked():
+    with pytest.raises(ValueError, match="unknown residual 'blur'"):
+        create_network("dcgan_d", residual="blur")
+    with pytest.raises(ValueError, match="even image_size"):
+        create_network("dcgan_d", image_size=27, residual="npr")

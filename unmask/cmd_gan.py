@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from gan.config import GanConfig
-from gan.generators import GENERATORS
+from gan.families import family_config, family_names
+from gan.generators import NON_GAN_GENERATORS
 from gan.losses import LOSSES
 
 from .options import AMP_HELP, DEVICE_HELP, fail
@@ -31,18 +32,24 @@ def gan() -> None:
 @gan.command("train")
 @click.option("--data", default=_D.data, show_default=True,
               help="fashion-mnist[:embedded|:full|:PATH], a folder of images, or a video file.")
-@click.option("--generator", type=click.Choice(GENERATORS.names()), default=_D.generator, show_default=True,
-              help="dcgan: transposed convolutions; upconv: resize-then-convolve.")
+@click.option("--family", type=click.Choice(family_names()), default=None,
+              help="Generator family [default: dcgan]. GANs: dcgan (transposed convolutions), upconv (nearest "
+                   "resize-then-convolve), upconv-bilinear. NOT GANs: vae (variational auto-encoder), diffusion "
+                   "(UNet denoiser, DDIM sampling).")
+@click.option("--generator", type=click.Choice(["dcgan", "upconv"]), default=None, hidden=True,
+              help="Old name of --family (dcgan or upconv).")
 @click.option("--loss", type=click.Choice(LOSSES.names()), default=_D.loss, show_default=True,
               help="bce (non-saturating), minimax (saturating: stalls, for study), hinge or wgan_gp.")
 @click.option("--steps", type=click.IntRange(1), default=None, help=f"Generator updates [default: {_D.steps}].")
 @click.option("--batch-size", type=click.IntRange(2), default=_D.batch_size, show_default=True)
 @click.option("--image-size", type=click.IntRange(8, 1024), default=_D.image_size, show_default=True)
 @click.option("--channels", type=click.Choice(["1", "3"]), default=str(_D.channels), show_default=True)
-@click.option("--z-dim", type=click.IntRange(1), default=_D.z_dim, show_default=True)
+@click.option("--z-dim", type=click.IntRange(1), default=None,
+              help=f"Noise size [default: {_D.z_dim}; vae 16; diffusion: the image, C*S*S].")
 @click.option("--width", type=click.IntRange(1), default=_D.g_width, show_default=True, help="Generator width.")
 @click.option("--d-width", type=click.IntRange(1), default=_D.d_width, show_default=True, help="Discriminator width.")
-@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=_D.lr_g, show_default=True)
+@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=None,
+              help=f"Generator learning rate [default: {_D.lr_g}; vae and diffusion 1e-3].")
 @click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=_D.lr_d, show_default=True)
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalisation in D (Miyato et al. 2018).")
 @click.option("--r1", type=click.FloatRange(0), default=_D.r1, show_default=True, help="R1 penalty gamma.")
@@ -65,10 +72,15 @@ def gan() -> None:
 @click.option("--resume", "resume", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Continue this run from its last checkpoint (its config.json wins; --steps may extend it).")
 @long_work
-def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_dim, width, d_width, lr_g, lr_d,
+def train_cmd(data, family, generator, loss, steps, batch_size, image_size, channels, z_dim, width, d_width, lr_g, lr_d,
               spectral_norm, r1, label_smoothing, instance_noise, spectral_loss, auto_remedy, health_every,
               checkpoint_every, seed, device, amp, threads, out, resume, quiet, report: Report) -> None:
-    """Train a GAN and write a run directory (config, metrics, health.png, samples, checkpoints, zoo).
+    """Train a generator family and write a run directory (config, metrics, samples, checkpoints, zoo).
+
+    Every --family writes the same layout and zoo (early/middle/late snapshots) that `unmask harden`
+    samples from. vae and diffusion are NOT GANs: they train without a discriminator (one loss,
+    no health monitor or health.png, one process), and the GAN options (--loss, --d-width, --lr-d,
+    --spectral-norm, --r1, ...) do not apply to them.
 
     Health warnings (D overpowering G, mode collapse, partial mode dropping) are printed with a
     remedy; --auto-remedy acts on them. Quality is reported as FD-FMNIST (a Fréchet distance in an offline Fashion-MNIST
@@ -81,6 +93,7 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
     \b
     Example:
       unmask gan train --steps 2000 --out runs/gan
+      unmask gan train --family diffusion --steps 2000 --out runs/diffusion
       unmask gan train --data photos/ --image-size 64 --channels 3 --loss hinge --spectral-norm --out runs/g64
       unmask gan train --resume runs/gan
       torchrun --nproc_per_node 4 -m unmask gan train --device auto --amp --batch-size 256 --out runs/gan4
@@ -103,8 +116,10 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
                                          progress=not quiet, amp=amp)
             target = resume
         else:
-            config = GanConfig(data=data, image_size=image_size, channels=int(channels), generator=generator,
-                               g_width=width, z_dim=z_dim, d_width=d_width, loss=loss,
+            if family and generator and family != generator:
+                raise ValueError(f"--generator {generator} contradicts --family {family} (use --family alone)")
+            config = family_config(family or generator or "dcgan", data=data, image_size=image_size,
+                                   channels=int(channels), g_width=width, z_dim=z_dim, d_width=d_width, loss=loss,
                                steps=steps or _D.steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
                                spectral_norm=spectral_norm, r1=r1, label_smoothing=label_smoothing,
                                instance_noise=instance_noise, spectral_loss=spectral_loss,
@@ -126,6 +141,11 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
         distributed.cleanup()
     if not main_rank:
         return
+    _report(result, config, target, report)
+
+
+def _report(result, config: GanConfig, target: Path, report: Report) -> None:
+    """What `gan train` prints at the end: time, quality, health warnings (GANs), the zoo."""
     q = result.quality
     report.line(f"trained {result.steps} steps in {result.seconds:.0f} s "
                 f"({result.images_per_second:.0f} real images/s) -> {target}")
@@ -133,14 +153,18 @@ def train_cmd(data, generator, loss, steps, batch_size, image_size, channels, z_
         fds = ", ".join(f"{fd:.1f}@{s}" for s, fd in result.fd_history)
         report.line(f"FD-FMNIST (not FID) {q.fd:.1f}  precision {q.precision:.2f}  recall {q.recall:.2f}  "
                     f"class coverage {q.coverage:.0%}\n  FD-FMNIST by step: {fds}")
+    summary = {"command": "gan train", "family": config.generator, "run": target, "steps": result.steps,
+               "seconds": result.seconds, "images_per_second": result.images_per_second, "metric": result.metric,
+               "quality": q, "fd_history": result.fd_history, "zoo": [s.name for s in result.snapshots]}
+    if config.generator in NON_GAN_GENERATORS:  # no discriminator, so no health warnings
+        report.line(f"generator zoo: {', '.join(s.name for s in result.snapshots)}")
+        report.done(summary)
+        return
     report.line(f"health warnings: {len(result.warnings)}"
                + (f" ({', '.join(sorted({w.symptom for w in result.warnings}))}); see {target}/health.png"
                   if result.warnings else "") + _remedy_summary(result.remedies))
     report.line(f"generator zoo: {', '.join(s.name for s in result.snapshots)}")
-    report.done({"command": "gan train", "run": target, "steps": result.steps, "seconds": result.seconds,
-                 "images_per_second": result.images_per_second, "metric": result.metric, "quality": q,
-                 "fd_history": result.fd_history, "warnings": [w.to_json() for w in result.warnings],
-                 "remedies": result.remedies, "zoo": [s.name for s in result.snapshots]})
+    report.done({**summary, "warnings": [w.to_json() for w in result.warnings], "remedies": result.remedies})
 
 
 def _remedy_summary(remedies: list[dict]) -> str:

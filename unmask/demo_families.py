@@ -22,10 +22,10 @@ __all__ = ["registered_families", "FamiliesResult", "families_stage", "lofo_line
 
 
 def registered_families() -> tuple[str, ...]:
-    """Every generator family the ``gan`` registry knows (one run is trained per family)."""
-    from gan.generators import GENERATORS, generator_family
+    """Every generator family :mod:`gan.families` knows (one run is trained per family)."""
+    from gan.families import family_names
 
-    return tuple(dict.fromkeys(generator_family(n) for n in GENERATORS.names()))
+    return tuple(family_names())
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class FamiliesResult:
 def _family_runs(out: Path, config: DemoConfig, gan_dir: Path, unseen_dir: Path, data: str,
                  log: Callable[[str], None]) -> dict[str, Path]:
     """family -> run: the demo's dcgan and upconv runs, and a new run for every other family."""
-    from gan.config import GanConfig
+    from gan.families import family_config
     from gan.rundir import RunDir
     from gan.trainer import train
 
@@ -49,7 +49,7 @@ def _family_runs(out: Path, config: DemoConfig, gan_dir: Path, unseen_dir: Path,
         if fam in runs:
             continue
         d = out / "families" / fam
-        res = train(GanConfig(data=data, generator=fam, steps=config.family_steps, seed=config.seed + 2 + k), d,
+        res = train(family_config(fam, data=data, steps=config.family_steps, seed=config.seed + 2 + k), d,
                     resume=RunDir(d).is_run())
         log(f"wrote {d} (a {fam} run; {len(res.warnings)} health warnings)")
         runs[fam] = d
