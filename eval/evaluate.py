@@ -20,7 +20,7 @@ from .baselines import BASELINES, create_baseline, cross_fit_scores
 from .metrics import Metrics, MetricError, calibration, compute_metrics, false_positive_audit, pair
 from .results import BaselineResult, BaselineTrainData, EvalReport
 from .robustness import DEFAULT_PERTURBATIONS, evaluate_robustness
-from .scoring import LoadedSets, load_eval_sets, scorer
+from .scoring import DomainSummary, LoadedSets, domain_scorer, load_eval_sets, scorer, split_domain
 
 __all__ = ["EvalConfig", "BaselineResult", "BaselineTrainData", "EvalReport", "evaluate", "run_eval",
            "pair", "DETECTOR_ROW", "load_baseline_train", "baseline_train_from_artifact"]
@@ -50,6 +50,7 @@ class EvalConfig:
     device: str = "cpu"
     amp: bool = False  # bfloat16 autocast on CUDA when scoring (ignored, with a note, on CPU)
     progress: bool = True
+    out_of_domain: str = "flag"            # flag / skip: out-of-domain images left out of the metrics; score: kept
 
     def validate(self) -> None:
         if not (self.real or self.fake or self.labelled):
@@ -58,6 +59,8 @@ class EvalConfig:
             raise ValueError(f"bootstrap must be >= 0, not {self.bootstrap}")
         for name in self.baseline_names:
             BASELINES.get(name)
+        if self.out_of_domain not in ("flag", "score", "skip"):
+            raise ValueError(f"out_of_domain must be flag, score or skip, not {self.out_of_domain!r}")
 
 
 def _metrics_for(real: np.ndarray, fakes: dict[str, np.ndarray], threshold: float, bootstrap: int, seed: int
@@ -121,6 +124,28 @@ def baseline_train_from_artifact(detector_dir: str | Path) -> BaselineTrainData 
                              f"{len(fake)} fake from {', '.join(fakes)})")
 
 
+def _load(config: EvalConfig, det, keep: bool) -> tuple[LoadedSets, DomainSummary]:
+    """Read and score the test folders; under ``flag`` / ``skip`` leave out-of-domain images out of
+    the sets the metrics see (counted apart in the summary), under ``score`` keep them all."""
+    sets = load_eval_sets(config.real, config.fake, config.labelled, det.spec.channels, config.progress,
+                          score=domain_scorer(det, config.batch_size), keep=keep)
+    if not len(sets.real) and not any(len(s) for s in sets.fakes):
+        raise MetricError("no readable images in the given folders"
+                          + (f" ({len(sets.unreadable)} unreadable)" if sets.unreadable else ""))
+    empty = [s.name for s in sets.fakes if not len(s)]
+    if empty:
+        raise MetricError(f"fake set(s) {', '.join(empty)}: no readable images"
+                          + (f" ({len(sets.unreadable)} unreadable files in all)" if sets.unreadable else ""))
+    had_real = len(sets.real)
+    sets, domain = split_domain(sets, config.out_of_domain)
+    gone = [s.name for s in ([sets.real] if had_real else []) + sets.fakes if not len(s)]
+    if gone:
+        raise MetricError(f"set(s) {', '.join(gone)}: every image lies outside the detector's domain (unlike the "
+                          "real images it was trained on), so no metric can be measured on them; "
+                          "--out-of-domain score measures their raw scores anyway")
+    return sets, domain
+
+
 def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None) -> EvalReport:
     """Run the evaluation described by ``config`` (no files written; see :func:`run_eval`)."""
     config.validate()
@@ -133,14 +158,7 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
     # images stay in memory only where baselines or robustness need them; scores are taken while reading
     keep = config.baselines or config.robustness
     score = scorer(det, config.batch_size)
-    sets = load_eval_sets(config.real, config.fake, config.labelled, ch, config.progress, score=score, keep=keep)
-    if not len(sets.real) and not any(len(s) for s in sets.fakes):
-        raise MetricError("no readable images in the given folders"
-                          + (f" ({len(sets.unreadable)} unreadable)" if sets.unreadable else ""))
-    empty = [s.name for s in sets.fakes if not len(s)]
-    if empty:
-        raise MetricError(f"fake set(s) {', '.join(empty)}: no readable images"
-                          + (f" ({len(sets.unreadable)} unreadable files in all)" if sets.unreadable else ""))
+    sets, domain = _load(config, det, keep)
     fakes = sets.fakes
     thr = det.spec.threshold
     overall, per, audit, cal = None, {}, None, None
@@ -172,7 +190,7 @@ def evaluate(config: EvalConfig, baseline_train: BaselineTrainData | None = None
                 clean_scores=(sets.real.scores, fs), progress=config.progress)
     return EvalReport(config, det.spec.to_json(), sets.real, fakes, overall, per, audit, cal, baselines, robust,
                       list(sets.unreadable), time.time() - t0,
-                      time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+                      time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), domain)
 
 
 def run_eval(config: EvalConfig, baseline_train: BaselineTrainData | None = None) -> EvalReport:

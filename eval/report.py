@@ -28,7 +28,8 @@ from .results import Figure
 if TYPE_CHECKING:  # pragma: no cover
     from .results import EvalReport
 
-__all__ = ["write_report", "render_html", "render_summary", "make_plots", "gallery_items", "thumbnail_png"]
+__all__ = ["write_report", "render_html", "render_summary", "make_plots", "gallery_items", "thumbnail_png",
+           "domain_sentence"]
 
 THUMB = 96
 
@@ -228,6 +229,36 @@ def _robustness_html(rep: "EvalReport", fig: Figure) -> str:
             f"<figcaption>{e(cap)}</figcaption></figure></div>")
 
 
+def domain_sentence(rep: "EvalReport") -> str | None:
+    """One sentence on the images outside the detector's domain and what the metrics did with them
+    (None when there are none, or the artifact has no domain model)."""
+    d = rep.domain
+    if d is None or not d.total:
+        return None
+    per = ", ".join(f"{k} {n}" for k, n in d.counts.items() if n)
+    if d.excluded:
+        return (f"{d.total} image(s) lie outside the detector's domain ({per}): they are unlike the real images it "
+                "was trained on (colour, size or content), so its score says nothing reliable about them; they are "
+                "left out of every metric here (--out-of-domain score measures them anyway).")
+    return (f"{d.total} image(s) lie outside the detector's domain ({per}); with --out-of-domain score they are "
+            "measured like the others, so these metrics include scores the detector cannot vouch for.")
+
+
+def _domain_html(rep: "EvalReport") -> str:
+    d, e = rep.domain, html.escape
+    text = domain_sentence(rep)
+    if d is None or not d.checked:
+        return ("<p class=muted>This detector has no domain model (an artifact from before the domain guard): no "
+                "image could be checked against what it was trained on.</p>") if d is not None else ""
+    if text is None:
+        return "<p class=muted>Every image lies within the detector's domain.</p>"
+    rows = "".join(f"<tr><td class=l>{e(st)}</td><td class=l>{e(f)}</td><td>{_score(sc)}</td><td>{ds:.2f}</td></tr>"
+                   for st, f, sc, ds in d.files[:500])
+    table = ("<table id=out-of-domain><thead><tr><th class=l>set</th><th class=l>file</th><th>score</th>"
+             f"<th>domain score</th></tr></thead><tbody>{rows}</tbody></table>") if rows else ""
+    return f"<h2>Out of domain ({d.total})</h2><p class=warn>{e(text)}</p>{table}"
+
+
 def render_html(rep: "EvalReport", figures: dict[str, Figure]) -> str:
     spec = rep.spec
     e = html.escape
@@ -276,6 +307,7 @@ def render_html(rep: "EvalReport", figures: dict[str, Figure]) -> str:
     if rep.fakes:
         parts.append("<h3>False negatives: fake images scored lowest</h3>"
                      + _gallery(fns, "None: every fake image was caught.", spec["channels"]))
+    parts.append(_domain_html(rep))
     if rep.unreadable:
         parts.append(f"<h2>Unreadable files ({len(rep.unreadable)})</h2><table id=unreadable><thead><tr>"
                      "<th class=l>file</th><th class=l>reason</th></tr></thead><tbody>" + "".join(
@@ -318,6 +350,8 @@ def render_summary(rep: "EvalReport") -> str:
         lines += ["", "| perturbation | AUC | accuracy | verdict flips |", "|---|---|---|---|"]
         lines += [f"| {r.perturbation} | {r.auc:.3f} | {_pct(r.accuracy)} | {_pct(r.flip_rate)} |"
                   for r in rep.robustness.rows]
+    if domain_sentence(rep):
+        lines += ["", f"**Out of domain**: {domain_sentence(rep)}"]
     if rep.unreadable:
         lines += ["", f"{len(rep.unreadable)} unreadable file(s); see metrics.json."]
     lines += ["", "Full report: index.html (plots, galleries); numbers: metrics.json.", ""]

@@ -11,7 +11,7 @@ import numpy as np
 
 from .metrics import FalsePositiveAudit, Metrics
 from .robustness import RobustnessResult
-from .scoring import ScoredSet
+from .scoring import DomainSummary, ScoredSet
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluate import EvalConfig
@@ -64,6 +64,7 @@ class EvalReport:
     unreadable: list = field(default_factory=list)
     seconds: float = 0.0
     created: str = ""
+    domain: DomainSummary | None = None    # out-of-domain counts (None: not measured)
 
     @property
     def threshold(self) -> float:
@@ -81,6 +82,7 @@ class EvalReport:
             "overall": None if self.overall is None else self.overall.to_json(),
             "per_fake_set": {k: m.to_json() for k, m in self.per_fake_set.items()},
             "unreadable": [asdict(u) for u in self.unreadable],
+            "out_of_domain": None if self.domain is None else self.domain.to_json(),
             "seconds": round(self.seconds, 2),
         }
         if self.audit is not None:

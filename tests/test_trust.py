@@ -308,3 +308,58 @@ def test_python_api_gives_the_scan_domain_verdicts(trusted, tmp_path):
     assert [p.label for p in mem] == ["out_of_domain", "out_of_domain"]
     assert [p.label for p in det.score([rgb], out_of_domain="score")][0] in ("real", "fake")
     assert len(det.score([rgb], out_of_domain="skip")) == 0
+
+
+def test_eval_counts_photos_out_of_domain(trusted, fake_images, tmp_path):
+    """`unmask eval` gives the scan's domain verdicts: colour photos among the reals are counted apart and
+    left out of the metrics (flag, skip) or measured (score); an artifact without a trust section evaluates
+    as before."""
+    from tests.corpus import save_pngs
+    from unmask.cli import main
+
+    save_pngs(tmp_path / "real", _fmnist("test", 40, last=True), "r{i:03d}.png")
+    save_pngs(tmp_path / "fake", fake_images[-40:], "f{i:03d}.png")
+    photos = tmp_path / "photos"
+    src = _photos()[:12]
+    if src:
+        photos.mkdir()
+        for p in src:
+            (photos / Path(p).name).symlink_to(p)
+    else:
+        src = _colour_standins(photos, 12)
+
+    def run(det, mode):
+        out = tmp_path / f"{det.name}-{mode}"
+        res = CliRunner().invoke(main, ["eval", "--detector", str(det), "--real", str(tmp_path / "real"), "--real",
+                                        str(photos), "--fake", str(tmp_path / "fake"), "--out", str(out),
+                                        "--bootstrap", "0", "--out-of-domain", mode, "--json"])
+        assert res.exit_code == 0, res.output
+        m = json.loads((out / "metrics.json").read_text())
+        assert json.loads(res.stdout)["out_of_domain"] == m["out_of_domain"]
+        return res, out, m
+
+    res, out, m = run(trusted, "flag")
+    d = m["out_of_domain"]
+    assert d["checked"] and d["excluded_from_metrics"] and d["total"] == len(d["files"]) == sum(d["per_set"].values())
+    ood_photos = [f for f in d["files"] if f["path"].startswith(str(photos))]
+    assert len(ood_photos) >= 0.9 * len(src) and all(f["set"] == "real" and f["domain_score"] > 1 for f in ood_photos)
+    assert m["overall"]["n_real"] == 40 + len(src) - d["per_set"]["real"] and m["overall"]["n_fake"] == 40 - d["per_set"]["fake"]
+    assert d["per_set"]["real"] - len(ood_photos) <= 2 and d["per_set"]["fake"] <= 2  # FMNIST reals, own fakes: inside
+    assert "out of domain:" in res.stderr and "left out of the metrics" in res.stderr
+    assert "Out of domain" in (out / "summary.md").read_text() and "id=out-of-domain" in (out / "index.html").read_text()
+    _, _, sc = run(trusted, "score")
+    assert not sc["out_of_domain"]["excluded_from_metrics"] and sc["out_of_domain"]["per_set"] == d["per_set"]
+    assert (sc["overall"]["n_real"], sc["overall"]["n_fake"]) == (40 + len(src), 40)
+    _, _, sk = run(trusted, "skip")
+    assert sk["out_of_domain"]["files"] == [] and sk["overall"]["n_real"] == m["overall"]["n_real"]
+    old = tmp_path / "old"  # no trust section: no domain check, every image measured, no crash
+    old.mkdir()
+    (old / "model.safetensors").write_bytes((trusted / "model.safetensors").read_bytes())
+    spec = json.loads((trusted / "detector.json").read_text())
+    spec.pop("trust")
+    spec["format_version"] = 1
+    (old / "detector.json").write_text(json.dumps(spec))
+    res, out, om = run(old, "flag")
+    assert om["out_of_domain"]["checked"] is False and om["out_of_domain"]["total"] == 0
+    assert (om["overall"]["n_real"], om["overall"]["n_fake"]) == (40 + len(src), 40) and "out of domain" not in res.stderr
+    assert "no domain model" in (out / "index.html").read_text()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import AMP_HELP, EXIT_UNREADABLE, cap_threads, fail
+from .options import AMP_HELP, EXIT_UNREADABLE, OOD_SENTENCE, cap_threads, fail, out_of_domain_option
 from .options import device_option as _device
 from .lofo import LofoConfig
 from .matrix import MatrixConfig
@@ -47,14 +47,19 @@ def _inputs(real: tuple[Path, ...], folders: tuple[Path, ...]) -> tuple[tuple, t
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", is_flag=True, help=AMP_HELP)
+@out_of_domain_option
 @long_work
 def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, robustness, bootstrap, seed,
-             gallery, batch_size, device, amp, quiet: bool, report: Report) -> None:
+             gallery, batch_size, device, amp, out_of_domain, quiet: bool, report: Report) -> None:
     """Evaluate a detector on real and fake images and write an HTML report.
 
     Every --fake folder is reported as its own generator. A folder holding real/ and fake/ (or
     0_real/ and 1_fake/) can be given as an argument instead. With only --real it is a
     false-positive audit (how often real images are called fake, with a 95% interval).
+
+    Images outside the detector's domain (unlike the real images it was trained on) are counted
+    apart per set and, with --out-of-domain flag (listed) or skip, left out of the metrics;
+    with score they are measured like the others.
 
     \b
     Example:
@@ -75,7 +80,7 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
     cfg = EvalConfig(detector=str(detector_dir), out=str(out), real=real_s, fake=tuple(str(f) for f in fake),
                      labelled=labelled, baselines=baselines, baseline_train=baseline_train, robustness=robustness,
                      bootstrap=bootstrap, seed=seed, batch_size=batch_size, gallery=gallery, device=device,
-                     amp=amp)
+                     amp=amp, out_of_domain=out_of_domain)
     try:
         rep = run_eval(cfg)
     except (ArtifactError, MetricError, ValueError, FileNotFoundError) as e:
@@ -96,10 +101,23 @@ def eval_cmd(folders, detector_dir, real, fake, out, baselines, baseline_train, 
                     f"(FPR {a.fpr:.4f}, 95% CI [{a.ci_low:.4f}, {a.ci_high:.4f}])")
     for u in rep.unreadable:
         click.echo(f"unreadable: {u.path}: {u.reason}", err=True)
+    _domain_lines(rep.domain, report)
     report.line(f"report: {Path(out) / 'index.html'}")
     report.done({"command": "eval", "report": Path(out) / "index.html", **rep.to_json()})
     if rep.unreadable:
         sys.exit(EXIT_UNREADABLE)
+
+
+def _domain_lines(d, report: Report) -> None:
+    """The out-of-domain count per set and one sentence why (as scan says it)."""
+    if d is None or not d.total:
+        return
+    per = ", ".join(f"{k} {n}" for k, n in d.counts.items() if n)
+    if d.excluded:
+        report.line(OOD_SENTENCE.format(n=d.total) + f"; left out of the metrics ({per})")
+    else:
+        report.line(f"note: {d.total} image(s) lie outside the detector's domain ({per}); with --out-of-domain "
+                    "score they are measured like the others")
 
 
 @click.command("eval-matrix")
