@@ -17,6 +17,9 @@ __all__ = ["COLUMNS", "LABELS", "ScanOutputError", "read_rows", "format_for", "w
 COLUMNS = ("path", "score", "label", "threshold", "error", "policy", "n_tiles", "width", "height", "in_domain",
            "domain_score")
 LABELS = ("real", "fake", "out_of_domain", "error")
+#: The columns added with the domain guard: a JSONL row written before them resumes as "not checked".
+_TRUST_COLUMNS = ("in_domain", "domain_score")
+_PRE_TRUST = frozenset(COLUMNS) - frozenset(_TRUST_COLUMNS)
 
 
 class ScanOutputError(ValueError):
@@ -71,6 +74,8 @@ class _Format:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 break
+            if isinstance(row, dict) and set(row) == _PRE_TRUST:
+                row.update(dict.fromkeys(_TRUST_COLUMNS))
             if not isinstance(row, dict) or set(row) != set(COLUMNS) or not _valid(row):
                 break
             good.append(row)
