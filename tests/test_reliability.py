@@ -398,11 +398,12 @@ def test_end_to_end_every_file_written_atomically(tmp_path, monkeypatch, real_im
          "--quiet", "--out", w / "gan"),
         ("harden", w / "gan", "--out", w / "det", "--steps", "4", "--n-fakes", "40", "--val-fraction", "0.05"),
         ("export", w / "det", "--format", "pt2", "--out", w / "det.pt2"),
-        # a 4-step detector knows little of its domain: keep real/fake labels (exit 0; test_trust covers exit 4)
+        # a 4-step detector knows little of its domain: keep real/fake labels and measure every image (exit 0;
+        # test_trust covers the out-of-domain exits)
         ("scan", imgs, "--detector", w / "det", "--out", w / "scan.csv", "--workers", "0", "--quiet",
          "--out-of-domain", "score"),
         ("eval", "--detector", w / "det", "--real", imgs / "real", "--fake", imgs / "fake", "--out", w / "report",
-         "--bootstrap", "20", "--gallery", "2"),
+         "--bootstrap", "20", "--gallery", "2", "--out-of-domain", "score"),
     ]
     for args in steps:
         r = cli(*args)
