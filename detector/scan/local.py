@@ -235,9 +235,7 @@ def scan_local(paths: Sequence[str | os.PathLike], detector: Detector, out: str 
             rows = _rows(items, x, files, scorer, thr, config.out_of_domain)
             for row in rows:
                 tally.note(row["path"], row["label"], row["score"], row["in_domain"])
-            if config.out_of_domain == "skip":
-                tally.ood_apart += sum(r["label"] == "out_of_domain" for r in rows)
-                tally.counts["out_of_domain"] -= sum(r["label"] == "out_of_domain" for r in rows)
+            if config.out_of_domain == "skip":  # tallied above (n_ood counts them), not written
                 rows = [r for r in rows if r["label"] != "out_of_domain"]
             write_all(fd, fmt.rows(rows).encode("utf-8", "surrogateescape"))
             bar.update(len(items))
