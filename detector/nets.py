@@ -128,11 +128,15 @@ class ConvDiscriminator(nn.Module):
             x = torch.cat([x, npr_residual(x)], dim=1)  # (B, 2C, H, W)
         return self.features(x)  # (B, C', s, s)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.forward_features(x).flatten(1)  # (B, C' * s * s)
+    def _logits(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The head on the feature map ``f`` of ``x`` (and on ``x``'s DCT branch, if any)."""
+        f = f.flatten(1)  # (B, C' * s * s)
         if self.spectral is not None:
             f = torch.cat([f, self.spectral(x)], dim=1)  # (B, C' * s * s + 64)
         return self.head(self.dropout(f)).squeeze(1)  # (B,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._logits(self.forward_features(x), x)
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits (B,), pooled features (B, 2 C'))`` from ONE forward pass: the logits equal
@@ -140,7 +144,7 @@ class ConvDiscriminator(nn.Module):
         deviation, what the domain guard (:mod:`detector.domain`) models. Pooling keeps them small
         (2 C' numbers, not C' s s) so a full covariance stays cheap. Not part of the exported graph."""
         f = self.forward_features(x)  # (B, C', s, s)
-        logits = self.head(self.dropout(f.flatten(1))).squeeze(1)
+        logits = self._logits(f, x)
         f = f.float()
         m = f.mean((2, 3))  # moments, not .var(): ~15x faster on the channels-last maps inference uses
         feats = torch.cat([m, ((f * f).mean((2, 3)) - m * m).clamp_(min=0).sqrt_()], 1)

@@ -127,6 +127,8 @@ def test_trace_options_change_what_the_network_sees(residual, spectral):
     if residual == "npr" and not spectral:  # the image itself never reaches the convolutions
         assert torch.allclose(net(blocky), net(blocky + 0.3), atol=1e-5)
     assert net(x).shape == (4,) and torch.isfinite(net(x)).all()
+    z, feats = net.forward_with_features(x)  # what scoring and the domain guard run: the same logits
+    assert torch.equal(z, net(x)) and feats.shape == (4, 2 * net.forward_features(x).shape[1])
 
 
 def test_spectral_branch_is_the_orthonormal_dct():
