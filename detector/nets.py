@@ -33,13 +33,18 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from .registry import Registry
 
-__all__ = ["NETWORKS", "ConvDiscriminator", "create_network", "flip_head", "NORMS", "RESIDUALS", "npr_residual",
+__all__ = ["TRACES", "NETWORKS", "ConvDiscriminator", "create_network", "flip_head", "NORMS", "RESIDUALS", "npr_residual",
            "DctBranch", "dct_matrix"]
 
 NETWORKS: Registry[nn.Module] = Registry("detector network")
 NORMS = ("none", "batch", "instance", "layer")
 RESIDUALS = ("none", "npr", "both")
 SPECTRAL_FEATURES = 64
+
+
+#: named trace inputs (``unmask harden --traces``): name -> (``residual``, ``spectral``)
+TRACES = {"none": ("none", False), "npr": ("npr", False), "npr+dct": ("npr", True), "pixels+npr": ("both", False),
+          "pixels+npr+dct": ("both", True)}
 
 
 def npr_residual(x: torch.Tensor) -> torch.Tensor:

@@ -96,7 +96,30 @@ def test_harden_several_runs_cli_errors(zoo, tmp_path):
     assert r.exit_code == 2 and "named twice" in r.output
     r = CliRunner().invoke(main, ["harden", str(zoo), "--rounds", "1", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "give one RUN" in r.output
+    r = CliRunner().invoke(main, ["harden", str(zoo / "a_dcgan"), "--rounds", "1", "--traces", "npr",
+                                  "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "does not take --traces" in r.output
 
+
+def test_harden_with_trace_inputs(zoo, tmp_path):
+    """--traces npr+dct: the run D's architecture and arguments plus the NPR input and the DCT branch,
+    fresh weights (seeded), recorded in the artifact; the detector loads and scores like any other."""
+    from gan.rundir import RunDir
+
+    outs = []
+    for k in range(2):
+        outs.append(tmp_path / f"det{k}")
+        r = CliRunner().invoke(main, ["harden", str(zoo), "--traces", "npr+dct", "--out", str(outs[-1]),
+                                      "--steps", "0", "--n-fakes", "40", "--val-fraction", "0.1"])
+        assert r.exit_code == 0, r.output
+    det = detector.load(outs[0])
+    d_net, _, d_args = RunDir(zoo / "a_dcgan").discriminator()
+    assert det.spec.arch_args == {**d_args, "residual": "npr", "spectral": True}
+    assert det.spec.provenance["traces"]["traces"] == "npr+dct" and det.net.spectral is not None
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.equal(det.score_batch(x), detector.load(outs[1]).score_batch(x))  # seeded: the same start
+    w = det.net.features[0].weight
+    assert w.shape == d_net.features[0].weight.shape and not torch.equal(w, d_net.features[0].weight)  # fresh, not D
 
 def test_eval_lofo_end_to_end_tiny(zoo, tmp_path, real_images):
     from detector.imageio import save_png
@@ -105,7 +128,7 @@ def test_eval_lofo_end_to_end_tiny(zoo, tmp_path, real_images):
         save_png(im, tmp_path / "real" / f"{i:03d}.png")
     out = tmp_path / "lofo"
     args = ["eval-lofo", str(zoo), "--out", str(out), "--steps", "6", "--n-fakes", "60", "--n-test", "40",
-            "--bootstrap", "20", "--val-fraction", "0.1", "--real", str(tmp_path / "real")]
+            "--bootstrap", "20", "--val-fraction", "0.1", "--real", str(tmp_path / "real"), "--traces", "npr"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     table = json.loads((out / "lofo.json").read_text())
@@ -120,6 +143,7 @@ def test_eval_lofo_end_to_end_tiny(zoo, tmp_path, real_images):
         assert spec.threshold == pytest.approx(d["threshold"])
         prov = spec.provenance
         assert prov["held_out_families"] == [row["family"]] and set(prov["families"]) == {other}
+        assert spec.arch_args["residual"] == "npr" and prov["traces"]["traces"] == "npr"  # every fold sees traces
         assert other in prov["gan_run"]["dir"]  # started from a D that never saw the held-out family
         assert (out / "folds" / row["family"] / "report" / "index.html").is_file()
     md = (out / "lofo.md").read_text()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from detector.nets import TRACES
 from detector.train.config import HardenConfig, RetrainConfig
 
 from .options import AMP_HELP, DEVICE_HELP, cap_threads
@@ -61,6 +62,10 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
 @click.option("--policy", type=click.Choice(["resize", "crop", "tile"]), default="resize", show_default=True,
               help="How scans fit images of other sizes (tile = native-resolution tiles, max score).")
 @click.option("--real", "real_source", default=None, help="Override the run's real data source.")
+@click.option("--traces", type=click.Choice(list(TRACES)), default="none", show_default=True,
+              help="What the detector sees besides pixels: npr = the neighbouring-pixel residue of up-sampling "
+                   "instead of pixels, +dct = a spectral branch. Any but none starts from D's architecture with "
+                   "fresh weights; npr+dct generalises best to unseen generator families (docs/generalisation.md).")
 @click.option("--seed", type=int, default=_H.seed, show_default=True, help="Split, sampling and training seed.")
 @click.option("--rounds", type=click.IntRange(0), default=0, show_default=True,
               help="Adversarial rounds: train G against the hardened detector, then harden again.")
@@ -71,7 +76,7 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
 @click.option("--amp", is_flag=True, help=AMP_HELP)
 @long_work
 def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction,
-           aug_scale, policy, real_source, seed, rounds, gan_steps, resume, device, amp, quiet: bool,
+           aug_scale, policy, real_source, traces, seed, rounds, gan_steps, resume, device, amp, quiet: bool,
            report: Report) -> None:
     """Turn a GAN run's discriminator into a calibrated, hardened detector artifact.
 
@@ -91,6 +96,7 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
       unmask harden runs/gan --out runs/det
       unmask harden runs/gan --out runs/det --target-fpr 0.005 --fakes my_fakes/
       unmask harden runs/gan_dcgan runs/gan_upconv --out runs/det   # several families, in balance
+      unmask harden runs/zoo/ --traces npr+dct --out runs/det      # looks at up-sampling traces
       unmask harden runs/zoo/ --out runs/det                         # every run under runs/zoo
       unmask harden runs/gan --out runs/det --rounds 2 --gan-steps 300
       unmask harden runs/gan --out runs/det --resume     # after an interruption
@@ -113,6 +119,8 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
         raise click.UsageError(str(e)) from None
     if rounds and n_runs > 1:
         raise click.UsageError(f"--rounds trains one run's generator further: give one RUN, not {n_runs}")
+    if rounds and traces != "none":
+        raise click.UsageError("--rounds continues from the run's discriminator; it does not take --traces")
     dev = _device(device)
     cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
                        augment=_H.augment.scaled(aug_scale), device=dev, amp=amp)
@@ -120,7 +128,7 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
     log = report.line if distributed.is_main() else (lambda m: None)  # noqa: E731
     try:
         summary = _harden(runs, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume,
-                          real_source, target_fpr, log)
+                          real_source, target_fpr, traces, log)
     except (FileNotFoundError, ZooError) as e:  # not a GAN run, or a run without a zoo / discriminator
         raise click.UsageError(str(e)) from None
     except CheckpointMismatch as e:  # resuming a checkpoint made for other inputs
@@ -131,7 +139,7 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
 
 
 def _harden(runs, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
-            target_fpr, log) -> dict:
+            target_fpr, traces, log) -> dict:
     from . import pipelines
 
     if rounds:
@@ -140,7 +148,7 @@ def _harden(runs, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction,
                                                resume=resume, real_source=real_source, log=log)
         return {"rounds": reports}
     r = pipelines.harden_run(runs, out, cfg, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
-                             policy=policy, resume=resume, real_source=real_source, log=log)
+                             policy=policy, resume=resume, real_source=real_source, traces=traces, log=log)
     log(f"test: AUC {r.test.auc:.5f}  FPR {r.test.fpr:.4f} (target {target_fpr})  TPR {r.test.tpr:.4f}"
         f"  [{r.seconds:.0f}s]")
     return {"threshold": r.threshold, "temperature": r.temperature, "val": r.val, "test": r.test, "steps": r.steps,

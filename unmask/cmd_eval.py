@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from detector.nets import TRACES
+
 from .options import AMP_HELP, EXIT_UNREADABLE, OOD_SENTENCE, cap_threads, fail, out_of_domain_option
 from .options import device_option as _device
 from .lofo import LofoConfig
@@ -208,11 +210,13 @@ _L = LofoConfig(out="")
 @click.option("--bootstrap", type=click.IntRange(0), default=_L.bootstrap, show_default=True,
               help="Bootstrap resamples for the 95% AUC intervals (0: none).")
 @click.option("--real", "real_source", default=None, help="Override the runs' real data source.")
+@click.option("--traces", type=click.Choice(list(TRACES)), default=_L.traces, show_default=True,
+              help="What every fold's detector sees besides pixels (as `unmask harden --traces`).")
 @click.option("--seed", type=int, default=_L.seed, show_default=True)
 @click.option("--resume", is_flag=True, help="Keep fold detectors already written under OUT/folds.")
 @click.option("--device", default=_L.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
-def eval_lofo(runs, out, steps, target_fpr, n_fakes, n_test, val_fraction, aug_scale, bootstrap, real_source, seed,
-              resume, device) -> None:
+def eval_lofo(runs, out, steps, target_fpr, n_fakes, n_test, val_fraction, aug_scale, bootstrap, real_source, traces,
+              seed, resume, device) -> None:
     """Leave-one-family-out: the honest generalisation number.
 
     For every generator family in the RUNs (run directories, or a folder of runs), harden a
@@ -226,6 +230,7 @@ def eval_lofo(runs, out, steps, target_fpr, n_fakes, n_test, val_fraction, aug_s
     Example:
       unmask eval-lofo runs/gan_dcgan runs/gan_upconv runs/vae --out runs/lofo
       unmask eval-lofo runs/zoo/ --out runs/lofo --steps 2000 --resume
+      unmask eval-lofo runs/zoo/ --out runs/lofo_traces --traces npr+dct
     """
     from detector.train.config import HardenConfig
     from gan.zoo import ZooError
@@ -234,7 +239,7 @@ def eval_lofo(runs, out, steps, target_fpr, n_fakes, n_test, val_fraction, aug_s
 
     cfg = LofoConfig(out=str(out), runs=tuple(str(r) for r in runs), steps=steps, target_fpr=target_fpr,
                      n_fakes=n_fakes, n_test=n_test, val_fraction=val_fraction, bootstrap=bootstrap, seed=seed,
-                     device=_device(device), real_source=real_source, resume=resume)
+                     device=_device(device), real_source=real_source, resume=resume, traces=traces)
     cap_threads(8)
     base = HardenConfig()
     base = replace(base, augment=base.augment.scaled(aug_scale))

@@ -51,6 +51,7 @@ class LofoConfig:
     real_source: str | None = None
     resume: bool = False
     pages: bool = True              # one evaluation page per fold
+    traces: str = "none"            # what every fold's detector sees besides pixels (unmask.pipelines.TRACES)
 
     def harden_config(self, base: HardenConfig | None = None) -> HardenConfig:
         return replace(base or _H, steps=self.steps, target_fpr=self.target_fpr, seed=self.seed,
@@ -107,9 +108,9 @@ def _fold(inp, family: str, config: LofoConfig, harden_cfg: HardenConfig, out: P
     if config.resume and (det_dir / "detector.json").is_file():
         log(f"fold {family}: detector already in {det_dir}; not hardening again")
     else:
-        harden(fold.net, fold.architecture, fold.arch_args, fold.real, fold.fakes, det_dir, harden_cfg, flip=True,
-               provenance=fold.provenance, resume=config.resume, log=lambda m: None, progress=progress,
-               weights=fold.weights)
+        harden(fold.net, fold.architecture, fold.arch_args, fold.real, fold.fakes, det_dir, harden_cfg,
+               flip=fold.flip, provenance=fold.provenance, originals=fold.originals, resume=config.resume,
+               log=lambda m: None, progress=progress, weights=fold.weights)
     det = load(det_dir, config.device)
     fake = _held_out(inp, family, config.n_test, config.seed + 17)
     row = evaluate_fold(det, family, trained_on, inp.real.test, fake,
@@ -129,7 +130,7 @@ def run_lofo(config: LofoConfig, harden_base: HardenConfig | None = None, log: C
     from eval.baselines import BASELINES
     from eval.lofo import LofoResult, write_lofo
 
-    from .pipelines import harden_inputs
+    from .pipelines import harden_inputs, with_traces
     from .runs import by_family, resolve_runs, zoo_members
 
     BASELINES.get(config.baseline)
@@ -142,6 +143,7 @@ def run_lofo(config: LofoConfig, harden_base: HardenConfig | None = None, log: C
     hcfg = config.harden_config(harden_base)
     inp = harden_inputs(config.runs, n_fakes=config.n_fakes, val_fraction=config.val_fraction, seed=config.seed,
                         real_source=config.real_source, device=config.device, log=log)
+    inp = with_traces(inp, config.traces, config.seed)
     out = Path(config.out)
     log(f"leave-one-family-out over {len(families)} families: {', '.join(families)}")
     rows = [_fold(inp, f, config, hcfg, out, log, progress) for f in families]

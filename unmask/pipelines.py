@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the training stack is imported when a pipeline runs, not wi
     from detector.train.harden import HardenResult
     from detector.train.splits import Splits
 
-__all__ = ["HardenInputs", "harden_inputs", "harden_run", "RoundReport", "adversarial_rounds"]
+__all__ = ["HardenInputs", "with_traces", "harden_inputs", "without_families", "harden_run", "RoundReport", "adversarial_rounds"]
 
 
 @dataclass
@@ -48,6 +48,30 @@ class HardenInputs:
     family_of: dict[str, str]    # fake set name -> generator family ("folder:NAME" for a --fakes folder)
     runs: list[Path]             # the run directories the fakes come from
     originals: dict | None = None  # what the inputs no longer show of the training reals (domain model)
+    flip: bool = True            # ``net`` is a GAN discriminator (logit > 0 = real): harden flips its head
+
+
+def with_traces(inp: HardenInputs, traces: str, seed: int) -> HardenInputs:
+    """``inp`` with a detector that sees up-sampling traces (``traces`` in :data:`detector.nets.TRACES`): the run
+    discriminator's architecture and arguments plus the NPR residue input and/or the DCT branch,
+    from a fresh seeded initialisation (D's first layer was trained on pixels, not on residues; the
+    leave-one-family-out study trained these variants this way). ``"none"`` returns ``inp``."""
+    from dataclasses import replace
+
+    from detector.nets import TRACES, create_network
+
+    if traces not in TRACES:
+        raise ValueError(f"unknown traces {traces!r}; choose one of {', '.join(TRACES)}")
+    if traces == "none":
+        return inp
+    residual, spectral = TRACES[traces]
+    args = {**inp.arch_args, "residual": residual, "spectral": spectral}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = create_network(inp.architecture, **args)
+    prov = dict(inp.provenance, traces={"traces": traces, "residual": residual, "spectral": spectral, "seed": seed,
+                                        "init": "fresh; the run discriminator's architecture and arguments"})
+    return replace(inp, net=net, arch_args=args, provenance=prov, flip=False)
 
 
 RunArg = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -153,28 +177,31 @@ def without_families(inp: HardenInputs, families: Sequence[str], device: str = "
     gan_run = next(g for g in inp.provenance["gan_runs"] if g["dir"] == str(start))
     prov = dict(inp.provenance, gan_run=gan_run, generators=gens, families=_families_provenance(gens, weights),
                 held_out_families=list(families))
-    return HardenInputs(net, arch, args, inp.real, {n: inp.fakes[n] for n in keep}, prov,
-                        {n: inp.rounds_of[n] for n in keep}, weights, family_of, inp.runs, inp.originals)
+    out = HardenInputs(net, arch, args, inp.real, {n: inp.fakes[n] for n in keep}, prov,
+                       {n: inp.rounds_of[n] for n in keep}, weights, family_of, inp.runs, inp.originals)
+    traces = inp.provenance.get("traces")
+    return with_traces(out, traces["traces"], traces["seed"]) if traces else out  # the fold sees what inp's detector sees
 
 
 def harden_run(runs: RunArg, out: str | os.PathLike, config: HardenConfig | None = None, *,
                n_fakes: int = 6000, fake_dirs: Sequence[str] = (), val_fraction: float = 0.15,
                policy: str = "resize", resume: bool = False, real_source: str | None = None,
-               log: Callable[[str], None] = print, progress: bool = True) -> HardenResult:
+               traces: str = "none", log: Callable[[str], None] = print, progress: bool = True) -> HardenResult:
     """``unmask harden RUN [RUN...] --out DET``: see the module docstring (``config`` None: HardenConfig's
-    defaults)."""
+    defaults; ``traces``: see :func:`with_traces`)."""
     from detector.train.config import HardenConfig
     from detector.train.harden import harden
 
     config = config or HardenConfig()
     inp = harden_inputs(runs, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
                         seed=config.seed, real_source=real_source, device=config.device, log=log)
+    inp = with_traces(inp, traces, config.seed)
     log(f"real: {inp.real.sizes()}  fakes: {len(inp.fakes)} set(s) "
         f"({', '.join(f'{n}={len(s.train)}/{len(s.val)}/{len(s.test)}' for n, s in inp.fakes.items())})")
     log("families (share of training fakes): " + ", ".join(
         f"{f} {100 * v['share']:.0f}% ({v['n_images']} images, {len(v['sets'])} set(s))"
         for f, v in inp.provenance["families"].items()))
-    return harden(inp.net, inp.architecture, inp.arch_args, inp.real, inp.fakes, out, config, flip=True,
+    return harden(inp.net, inp.architecture, inp.arch_args, inp.real, inp.fakes, out, config, flip=inp.flip,
                   policy=policy, provenance=inp.provenance, resume=resume, log=log, progress=progress,
                   weights=inp.weights, originals=inp.originals)
 
