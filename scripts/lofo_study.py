@@ -34,7 +34,29 @@ VARIANTS = {
     "npr_dct": {"residual": "npr", "spectral": True},
     "both_dct": {"residual": "both", "spectral": True},
     "npr_dct_strongaug": {"residual": "npr", "spectral": True, "_aug": "strong"},
+    "npr_dct_sharp": {"residual": "npr", "spectral": True, "_aug": "sharp"},
+    "npr_sim": {"residual": "npr", "_sim": True},
+    "npr_dct_sim": {"residual": "npr", "spectral": True, "_sim": True},
 }
+
+
+def simulated_upsampling(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Real images re-made through a random 2x down/up-sampling (AutoGAN-style simulated
+    generator traces): every decoder ends in an up-sampling; the detector sees its trace without
+    any generator's content."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    out = torch.empty_like(x)
+    modes = ["nearest", "bilinear", "bicubic"]
+    pick = torch.randint(0, len(modes), (len(x),), generator=g)
+    for k, mode in enumerate(modes):
+        idx = (pick == k).nonzero().flatten()
+        if len(idx):
+            small = F.interpolate(x[idx], scale_factor=0.5, mode="area")
+            kw = {} if mode == "nearest" else {"align_corners": False}
+            out[idx] = F.interpolate(small, size=x.shape[-2:], mode=mode, **kw).clamp(0, 1)
+    return out
 
 
 def family_fakes(runs: Path, name: str, per_snapshot: int, seed: int) -> torch.Tensor:
@@ -81,12 +103,20 @@ def run_fold(args, variant: str, held: str, real, fam_splits: dict, out: Path) -
     opts = dict(VARIANTS[variant])
     aug = opts.pop("_aug", "default")
     train_fams = {n: s for n, s in fam_splits.items() if n not in GROUPS[held]}
+    if opts.pop("_sim", False):  # pseudo-fakes made from (other) real images of each split
+        from detector.train.splits import Splits
+
+        n = min(len(s.train) for s in train_fams.values())
+        train_fams["sim-upsample"] = Splits(*(simulated_upsampling(r[-m:], args.seed + j) for j, (r, m) in enumerate(
+            ((real.train, n), (real.val, len(next(iter(train_fams.values())).val)), (real.test, 200)))))
     arch = {"in_channels": 1, "image_size": 28, "width": args.width, "norm": "batch", **opts}
     torch.manual_seed(args.seed)
     net = create_network("dcgan_d", **arch)
     cfg = HardenConfig(steps=args.steps, seed=args.seed, checkpoint_every=10 ** 6)
     if aug == "strong":
         cfg = replace(cfg, augment=AugmentConfig(p_jpeg=0.3, p_blur=0.3, p_rescale=0.3, p_noise=0.3))
+    elif aug == "sharp":  # no blur, no down-and-up rescale: smoothness stays a cue (JPEG and noise kept)
+        cfg = replace(cfg, augment=AugmentConfig(p_blur=0.0, p_rescale=0.0))
     t0 = time.time()
     det_dir = out / f"{variant}_{held}"
     harden(net, "dcgan_d", arch, real, train_fams, det_dir, cfg, flip=False, log=lambda m: None, progress=False)

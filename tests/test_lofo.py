@@ -156,23 +156,3 @@ def test_eval_lofo_end_to_end_tiny(zoo, tmp_path, real_images):
     one = CliRunner().invoke(main, ["eval-lofo", str(zoo / "a_dcgan"), "--out", str(tmp_path / "x"),
                                     "--n-fakes", "30", "--n-test", "10"])
     assert one.exit_code == 2 and "at least two generator families" in one.output
-
-
-def test_demo_families_stage_on_tiny_runs(zoo, tmp_path):
-    """`unmask demo --families`'s stage: reuses the dcgan and upconv runs, hardens against both in
-    balance, and prints one leave-one-family-out line per family."""
-    from unmask.demo import DemoConfig
-    from unmask.demo_families import families_stage, lofo_lines, registered_families
-
-    assert {"dcgan", "upconv"} <= set(registered_families())
-    cfg = DemoConfig(families=("dcgan", "upconv"), families_harden_steps=4, lofo_steps=4, lofo_fakes=60,
-                     eval_images=30, bootstrap=10)
-    assert DemoConfig().with_families().families == registered_families() and not DemoConfig().families
-    logged = []
-    res = families_stage(tmp_path, cfg, zoo / "a_dcgan", zoo / "b_upconv", "fashion-mnist:embedded", logged.append)
-    assert res.runs == {"dcgan": zoo / "a_dcgan", "upconv": zoo / "b_upconv"}  # nothing trained again
-    fams = detector.load(res.detector_dir).spec.provenance["families"]
-    assert {f: v["share"] for f, v in fams.items()} == pytest.approx({"dcgan": 0.5, "upconv": 0.5})
-    assert set(res.lofo) == {"dcgan", "upconv"} and (tmp_path / "lofo" / "lofo.md").is_file()
-    lines = lofo_lines(res)
-    assert len(lines) == 2 and lines[0].startswith("never trained on dcgan: AUC ")

@@ -58,7 +58,8 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
                    "train/val/test); every family gets the same share of the training fakes.")
 @click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=0.15, show_default=True)
 @click.option("--aug", "aug_scale", type=click.FloatRange(0), default=1.0, show_default=True,
-              help="Multiply the augmentation probabilities (0 = no JPEG/blur/rescale/noise).")
+              help="Multiply the augmentation probabilities (0 = no JPEG/noise; blur and rescale are off by "
+                   "default: they teach that smooth images are real, see docs/generalisation.md).")
 @click.option("--policy", type=click.Choice(["resize", "crop", "tile"]), default="resize", show_default=True,
               help="How scans fit images of other sizes (tile = native-resolution tiles, max score).")
 @click.option("--real", "real_source", default=None, help="Override the run's real data source.")
@@ -82,7 +83,7 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
 
     Starts from D's weights (sign flipped: score = probability of fake), fine-tunes on real
     images vs fakes sampled from every generator snapshot in RUN/zoo (plus --fakes folders) with
-    JPEG / blur / rescale / noise / flip augmentation, picks the threshold on validation at
+    JPEG / noise / flip augmentation, picks the threshold on validation at
     --target-fpr, calibrates by temperature scaling, and prints validation and test metrics.
     Real train/val come from the official train split; test is the held-out t10k split.
 

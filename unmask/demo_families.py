@@ -1,89 +1,82 @@
-"""The demo's generator-families stage (``unmask demo --families``): train every registered generator
-family, harden one detector against all of them in balance, and measure leave-one-family-out.
+"""The demo's generator families: what ``unmask demo`` trains and hardens side by side, as jobs.
 
-The demo's own stages train ``dcgan`` (``OUT/gan``) and ``upconv`` (``OUT/gan_upconv``); this stage
-reuses those two runs and trains any other registered family into ``OUT/families/NAME``. Then:
+The demo hardens one detector against several generator families and measures
+leave-one-family-out (the honest generalisation number), so it trains a run per family and
+hardens three or more detectors. Each of those keeps one core busy, so they run as
+:class:`unmask.jobs.Jobs` in worker processes: the module-level functions here are the jobs
+(picklable arguments, a short picklable result).
 
-* ``OUT/detector_families``: a detector hardened against every family at once
-  (:func:`unmask.pipelines.harden_run` over all the runs, each family the same share of fakes);
-* ``OUT/lofo``: leave-one-family-out (:func:`unmask.lofo.run_lofo`), the generalisation number the
-  summary prints: per held-out family, the AUC and the share caught at the shipped threshold.
+* :func:`train_job`: one family's run (``unmask gan train --family``), resumed if present;
+* :func:`harden_job`: the demo's detector, hardened against the *seen* families in balance;
+* :func:`fold_job`: one leave-one-family-out fold (:func:`unmask.lofo.harden_fold`).
+
+The held-out family of the demo's own detector (``upconv``) is also a fold: that fold's detector
+*is* the demo's detector (the same recipe, the same settings), copied instead of trained twice.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .demo import DemoConfig
+    from .lofo import LofoConfig
 
-__all__ = ["registered_families", "FamiliesResult", "families_stage", "lofo_lines"]
+__all__ = ["registered_families", "train_job", "harden_job", "fold_job", "reuse_as_fold", "lofo_lines"]
 
 
 def registered_families() -> tuple[str, ...]:
-    """Every generator family :mod:`gan.families` knows (one run is trained per family)."""
+    """Every generator family :mod:`gan.families` knows."""
     from gan.families import family_names
 
     return tuple(family_names())
 
 
-@dataclass(frozen=True)
-class FamiliesResult:
-    runs: dict                   # family -> run directory
-    detector_dir: Path
-    test_auc: float              # the all-families detector on its own test split (every family seen)
-    lofo: dict                   # held-out family -> {"auc", "caught", "fpr", "auc_jpeg75", "baseline_auc"}
-    lofo_dir: Path
-
-
-def _family_runs(out: Path, config: DemoConfig, gan_dir: Path, unseen_dir: Path, data: str,
-                 log: Callable[[str], None]) -> dict[str, Path]:
-    """family -> run: the demo's dcgan and upconv runs, and a new run for every other family."""
-    from gan.families import family_config
+def train_job(family: str, out: str, steps: int, seed: int, data: str) -> str:
+    """Train (or resume) ``family``'s run into ``out``; one line saying what it wrote."""
+    from gan.families import FAMILIES, family_config
     from gan.rundir import RunDir
     from gan.trainer import train
 
-    runs = {"dcgan": gan_dir, "upconv": unseen_dir}
-    for k, fam in enumerate(config.families):
-        if fam in runs:
-            continue
-        d = out / "families" / fam
-        res = train(family_config(fam, data=data, steps=config.family_steps, seed=config.seed + 2 + k), d,
-                    resume=RunDir(d).is_run())
-        log(f"wrote {d} (a {fam} run; {len(res.warnings)} health warnings)")
-        runs[fam] = d
-    return {f: runs[f] for f in config.families if f in runs}
+    res = train(family_config(family, data=data, steps=steps, seed=seed), out, resume=RunDir(out).is_run())
+    fd = f"{res.fd_history[-1][1]:.1f}" if res.fd_history else "n/a"
+    health = "healthy" if not res.warnings else \
+        "health warnings: " + "; ".join(getattr(w, "symptom", str(w)) for w in res.warnings)
+    return (f"wrote {out} ({family}: {FAMILIES[family].about}; {steps} steps; zoo: "
+            f"{', '.join(s.name for s in res.snapshots)}; {res.metric} {fd}; {health})")
 
 
-def families_stage(out: Path, config: DemoConfig, gan_dir: Path, unseen_dir: Path, data: str,
-                   log: Callable[[str], None]) -> FamiliesResult:
-    """Train the missing families, harden against all of them, run leave-one-family-out."""
+def harden_job(runs: list[str], out: str, steps: int, n_fakes: int, traces: str, seed: int) -> dict:
+    """Harden a detector against every family of ``runs`` in balance (resumed if interrupted)."""
     from detector.train.config import HardenConfig
 
-    from .lofo import LofoConfig, run_lofo
     from .pipelines import harden_run
 
-    runs = _family_runs(out, config, gan_dir, unseen_dir, data, log)
-    det_dir = out / "detector_families"
-    h = harden_run(list(runs.values()), det_dir, HardenConfig(steps=config.families_harden_steps, seed=config.seed),
-                   n_fakes=config.lofo_fakes, resume=(det_dir / "checkpoints").exists(), log=lambda m: None)
-    log(f"wrote {det_dir} (hardened against {', '.join(runs)} in equal shares; test AUC {h.test.auc:.4f}, "
-        f"FPR {100 * h.test.fpr:.2f}%)")
-    lofo_dir = out / "lofo"
-    lcfg = LofoConfig(out=str(lofo_dir), runs=tuple(str(r) for r in runs.values()), steps=config.lofo_steps,
-                      n_fakes=config.lofo_fakes, n_test=min(config.eval_images, config.lofo_fakes),
-                      bootstrap=config.bootstrap, seed=config.seed, resume=True)
-    res, _ = run_lofo(lcfg, log=lambda m: None)
-    lofo = {r.family: {"auc": r.detector.auc, "caught": r.detector.caught, "fpr": r.detector.fpr,
-                       "auc_jpeg75": r.detector_jpeg.auc, "baseline_auc": r.baseline.auc} for r in res.rows}
-    log(f"wrote {lofo_dir / 'index.html'} (leave-one-family-out over {len(runs)} families: table lofo.md, "
-        f"heat map lofo.png)")
-    return FamiliesResult(runs, det_dir, h.test.auc, lofo, lofo_dir)
+    h = harden_run(runs, out, HardenConfig(steps=steps, seed=seed), n_fakes=n_fakes, traces=traces,
+                   resume=(Path(out) / "checkpoints").exists())
+    return {"auc": h.test.auc, "fpr": h.test.fpr, "threshold": h.threshold}
 
 
-def lofo_lines(res: FamiliesResult) -> list[str]:
+def fold_job(config: LofoConfig, family: str) -> str:
+    """The leave-one-family-out detector without ``family`` (kept if already written)."""
+    from .lofo import harden_fold
+
+    return str(harden_fold(config, family))
+
+
+def reuse_as_fold(det_dir: Path, config: LofoConfig, family: str) -> None:
+    """Use the demo's detector (hardened on every family but ``family``, with ``config``'s settings)
+    as that leave-one-family-out fold's detector."""
+    from .lofo import fold_dir
+
+    dst = fold_dir(config, family)
+    if not (dst / "detector.json").is_file():
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(det_dir, dst, ignore=shutil.ignore_patterns("checkpoints"))
+
+
+def lofo_lines(lofo: dict) -> list[str]:
     """The summary's leave-one-family-out lines: one per held-out family."""
     return [f"never trained on {fam}: AUC {v['auc']:.4f}, {100 * v['caught']:.1f}% caught at the shipped "
             f"threshold, FPR on real {100 * v['fpr']:.2f}%, JPEG-75 AUC {v['auc_jpeg75']:.4f} "
-            f"(DCT baseline AUC {v['baseline_auc']:.4f})" for fam, v in res.lofo.items()]
+            f"(DCT baseline AUC {v['baseline_auc']:.4f})" for fam, v in lofo.items()]

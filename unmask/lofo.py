@@ -23,7 +23,7 @@ from detector.train.config import HardenConfig
 if TYPE_CHECKING:
     from eval.lofo import LofoResult
 
-__all__ = ["LofoConfig", "LofoError", "run_lofo"]
+__all__ = ["LofoConfig", "LofoError", "run_lofo", "harden_fold", "fold_dir"]
 
 _H = HardenConfig()
 
@@ -92,31 +92,58 @@ def _held_out(inp, family: str, n: int, seed: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _fold(inp, family: str, config: LofoConfig, harden_cfg: HardenConfig, out: Path, log, progress: bool):
-    """Harden (or, resuming, reuse) the detector without ``family`` and measure it."""
-    from detector.artifact import load
+def fold_dir(config: LofoConfig, family: str) -> Path:
+    """Where the detector of the fold without ``family`` lives."""
+    return Path(config.out) / "folds" / _slug(family) / "detector"
+
+
+def _inputs(config: LofoConfig, log: Callable[[str], None]):
+    from .pipelines import harden_inputs, with_traces
+
+    inp = harden_inputs(config.runs, n_fakes=config.n_fakes, val_fraction=config.val_fraction, seed=config.seed,
+                        real_source=config.real_source, device=config.device, log=log)
+    return with_traces(inp, config.traces, config.seed)
+
+
+def _harden_fold(inp, family: str, config: LofoConfig, harden_cfg: HardenConfig, log, progress: bool):
+    """Harden (or, resuming, keep) the detector of the fold without ``family``; (its directory, the
+    fold's inputs)."""
     from detector.train.harden import harden
-    from eval.lofo import evaluate_fold
 
     from .pipelines import without_families
 
     fold = without_families(inp, (family,), config.device)
-    trained_on = sorted(set(fold.family_of.values()))
-    fdir = out / "folds" / _slug(family)
-    det_dir = fdir / "detector"
-    log(f"fold {family}: hardening on {', '.join(trained_on)} (start: {fold.provenance['gan_run']['dir']})")
+    det_dir = fold_dir(config, family)
+    log(f"fold {family}: hardening on {', '.join(sorted(set(fold.family_of.values())))} "
+        f"(start: {fold.provenance['gan_run']['dir']})")
     if config.resume and (det_dir / "detector.json").is_file():
         log(f"fold {family}: detector already in {det_dir}; not hardening again")
     else:
         harden(fold.net, fold.architecture, fold.arch_args, fold.real, fold.fakes, det_dir, harden_cfg,
                flip=fold.flip, provenance=fold.provenance, originals=fold.originals, resume=config.resume,
                log=lambda m: None, progress=progress, weights=fold.weights)
+    return det_dir, fold
+
+
+def harden_fold(config: LofoConfig, family: str, harden_base: HardenConfig | None = None,
+                log: Callable[[str], None] = print, progress: bool = True) -> Path:
+    """One fold's detector on its own (what :func:`run_lofo` does for every family; ``unmask demo``
+    runs folds side by side with it): the same inputs, settings and directory."""
+    return _harden_fold(_inputs(config, log), family, config, config.harden_config(harden_base), log, progress)[0]
+
+
+def _fold(inp, family: str, config: LofoConfig, harden_cfg: HardenConfig, log, progress: bool):
+    """Harden (or, resuming, reuse) the detector without ``family`` and measure it."""
+    from detector.artifact import load
+    from eval.lofo import evaluate_fold
+
+    det_dir, fold = _harden_fold(inp, family, config, harden_cfg, log, progress)
     det = load(det_dir, config.device)
     fake = _held_out(inp, family, config.n_test, config.seed + 17)
-    row = evaluate_fold(det, family, trained_on, inp.real.test, fake,
+    row = evaluate_fold(det, family, sorted(set(fold.family_of.values())), inp.real.test, fake,
                         _baseline_train(fold, config.baseline_images, config.seed + 23),
                         baseline=config.baseline, bootstrap=config.bootstrap, seed=config.seed,
-                        det_dir=str(det_dir), page=(fdir / "report") if config.pages else None)
+                        det_dir=str(det_dir), page=(det_dir.parent / "report") if config.pages else None)
     d, j = row.detector, row.detector_jpeg
     log(f"fold {family}: AUC {d.auc:.4f}, caught {100 * d.caught:.1f}% at threshold {d.threshold:.3f}, "
         f"FPR {100 * d.fpr:.2f}%; JPEG-75 AUC {j.auc:.4f}; {config.baseline} AUC {row.baseline.auc:.4f}")
@@ -130,7 +157,6 @@ def run_lofo(config: LofoConfig, harden_base: HardenConfig | None = None, log: C
     from eval.baselines import BASELINES
     from eval.lofo import LofoResult, write_lofo
 
-    from .pipelines import harden_inputs, with_traces
     from .runs import by_family, resolve_runs, zoo_members
 
     BASELINES.get(config.baseline)
@@ -141,12 +167,10 @@ def run_lofo(config: LofoConfig, harden_base: HardenConfig | None = None, log: C
         raise LofoError(f"leave-one-family-out needs at least two generator families; the runs hold "
                         f"{', '.join(families)}: train another family (`unmask gan train --family ...`)")
     hcfg = config.harden_config(harden_base)
-    inp = harden_inputs(config.runs, n_fakes=config.n_fakes, val_fraction=config.val_fraction, seed=config.seed,
-                        real_source=config.real_source, device=config.device, log=log)
-    inp = with_traces(inp, config.traces, config.seed)
+    inp = _inputs(config, log)
     out = Path(config.out)
     log(f"leave-one-family-out over {len(families)} families: {', '.join(families)}")
-    rows = [_fold(inp, f, config, hcfg, out, log, progress) for f in families]
+    rows = [_fold(inp, f, config, hcfg, log, progress) for f in families]
     settings = {**{k: v for k, v in asdict(config).items() if k not in ("out", "resume", "pages")},
                 "runs": [str(r) for r in inp.runs], "harden_config": hcfg.to_json(),
                 "n_real_test": len(inp.real.test)}
