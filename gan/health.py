@@ -263,7 +263,8 @@ def plot_health(records: list[dict], path) -> None:
             ax.set_yscale("log")
         if ylim:
             ax.set_ylim(*ylim)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # nothing recorded yet (a very short run): no legend
+            ax.legend(fontsize=8)
 
     series(axes[0, 0], [("loss_d", "D loss"), ("loss_g", "G loss")], "losses")
     series(axes[0, 1], [("d_real", "mean D(real)"), ("d_fake", "mean D(fake)")], "D output (P(real))", ylim=(0, 1))

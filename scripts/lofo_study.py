@@ -35,6 +35,7 @@ VARIANTS = {
     "both_dct": {"residual": "both", "spectral": True},
     "npr_dct_strongaug": {"residual": "npr", "spectral": True, "_aug": "strong"},
     "npr_dct_sharp": {"residual": "npr", "spectral": True, "_aug": "sharp"},
+    "npr_dct_jpegonly": {"residual": "npr", "spectral": True, "_aug": "jpegonly"},
     "npr_sim": {"residual": "npr", "_sim": True},
     "npr_dct_sim": {"residual": "npr", "spectral": True, "_sim": True},
 }
@@ -115,8 +116,12 @@ def run_fold(args, variant: str, held: str, real, fam_splits: dict, out: Path) -
     cfg = HardenConfig(steps=args.steps, seed=args.seed, checkpoint_every=10 ** 6)
     if aug == "strong":
         cfg = replace(cfg, augment=AugmentConfig(p_jpeg=0.3, p_blur=0.3, p_rescale=0.3, p_noise=0.3))
-    elif aug == "sharp":  # no blur, no down-and-up rescale: smoothness stays a cue (JPEG and noise kept)
+    elif aug == "sharp":  # no blur, no down-and-up rescale (today's AugmentConfig default; JPEG and noise kept)
         cfg = replace(cfg, augment=AugmentConfig(p_blur=0.0, p_rescale=0.0))
+    elif aug == "jpegonly":  # JPEG and flips only: no noise on real images either
+        cfg = replace(cfg, augment=AugmentConfig(p_blur=0.0, p_rescale=0.0, p_noise=0.0))
+    else:  # every augmentation at p = 0.1: the shipped default when the first variants were measured
+        cfg = replace(cfg, augment=AugmentConfig(p_blur=0.1, p_rescale=0.1))
     t0 = time.time()
     det_dir = out / f"{variant}_{held}"
     harden(net, "dcgan_d", arch, real, train_fams, det_dir, cfg, flip=False, log=lambda m: None, progress=False)

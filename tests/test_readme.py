@@ -3,11 +3,8 @@
 tiny values (``--steps 2000`` becomes ``--steps 30``, etc.) so the suite stays fast."""
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -53,11 +50,16 @@ def test_readme_has_runnable_quickstarts():
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_readme_runnable_blocks_run(tmp_path):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+def test_readme_runnable_blocks_run(tmp_path, monkeypatch):
+    """In this process (the CLI's own entry point; `python -m unmask` is tested in test_cli.py), so
+    eleven commands do not pay eleven interpreter and torch start-ups."""
+    from click.testing import CliRunner
+
+    from unmask.cli import main
+
+    monkeypatch.chdir(tmp_path)
     for cmd in runnable_commands(README.read_text()):
         args = shrink(cmd)
         assert args[0] == "unmask", f"runnable blocks hold unmask commands only: {cmd}"
-        proc = subprocess.run([sys.executable, "-m", "unmask", *args[1:]], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"`{cmd}` failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        res = CliRunner().invoke(main, args[1:], catch_exceptions=False)
+        assert res.exit_code == 0, f"`{cmd}` failed ({res.exit_code}):\n{res.output[-3000:]}"
