@@ -38,7 +38,7 @@ from .plots import heatmap_plot
 from .report import CSS, write_report
 from .results import BaselineResult, BaselineTrainData
 from .robustness import evaluate_robustness, perturb
-from .scoring import ScoredSet, scorer
+from .scoring import ScoredSet, domain_scorer, scorer
 
 __all__ = ["JPEG", "TARGETS", "Measured", "LofoRow", "LofoResult", "measure", "evaluate_fold", "write_lofo"]
 
@@ -74,6 +74,10 @@ class LofoRow:
     baseline_jpeg: Measured
     detector_dir: str = ""
     report: str = ""             # the fold's evaluation page, relative to the LOFO folder
+    # share of held-out real images / held-out family fakes the detector's domain guard lets through
+    # (detector.domain; None for an artifact without a domain model): a fake out of its domain is
+    # labelled out_of_domain by a scan, not fake, whatever its score
+    in_domain: dict | None = None
 
     def meets_targets(self) -> bool:
         d, j = self.detector, self.detector_jpeg
@@ -84,7 +88,7 @@ class LofoRow:
         return {"family": self.family, "trained_on": list(self.trained_on), "detector": self.detector.to_json(),
                 "detector_jpeg75": self.detector_jpeg.to_json(), "baseline": self.baseline.to_json(),
                 "baseline_jpeg75": self.baseline_jpeg.to_json(), "detector_dir": self.detector_dir,
-                "report": self.report, "meets_targets": self.meets_targets()}
+                "report": self.report, "meets_targets": self.meets_targets(), "in_domain": self.in_domain}
 
 
 @dataclass
@@ -136,7 +140,10 @@ def evaluate_fold(det: Detector, family: str, trained_on: Sequence[str], real: t
     real_l, fake_l = list(real), list(fake)
     real_j, fake_j = perturb(JPEG, real_l, seed), perturb(JPEG, fake_l, seed + 1)
     score, thr = scorer(det), det.spec.threshold
-    sr, sf = score(real_l), score(fake_l)
+    vr, vf = domain_scorer(det)(real_l), domain_scorer(det)(fake_l)  # scores and domain verdicts, one pass
+    sr, sf = vr.scores, vf.scores
+    in_domain = None if vr.in_domain is None else {"real": float(vr.in_domain.mean()),
+                                                    "fake": float(vf.in_domain.mean())}
     d = measure(sr, sf, thr, bootstrap, seed)
     dj = measure(score(real_j), score(fake_j), thr, bootstrap, seed + 1)
     b = create_baseline(baseline, det.spec.input_size, seed).fit(train.real, train.fake)
@@ -150,7 +157,7 @@ def evaluate_fold(det: Detector, family: str, trained_on: Sequence[str], real: t
                    BaselineResult(baseline, b.paper, train.description, br, {family: bf}, cm, {family: cm}),
                    bootstrap, seed, page)
         report = str(page / "index.html")
-    return LofoRow(family, list(trained_on), d, dj, bm, bj, det_dir, report)
+    return LofoRow(family, list(trained_on), d, dj, bm, bj, det_dir, report, in_domain)
 
 
 # ---------------------------------------------------------------------------- writing
@@ -165,14 +172,16 @@ def _pct(x: float) -> str:
 
 
 HEAD = ["held-out family", "trained on", "AUC [95% CI]", "caught at threshold", "FPR on held-out real",
-        "AUC JPEG-75", "caught JPEG-75", "FPR JPEG-75", "DCT AUC", "DCT AUC JPEG-75", "meets targets"]
+        "AUC JPEG-75", "caught JPEG-75", "FPR JPEG-75", "DCT AUC", "DCT AUC JPEG-75", "fakes in domain",
+        "meets targets"]
 
 
 def _cells(r: LofoRow) -> list[str]:
     d, j = r.detector, r.detector_jpeg
     return [r.family, ", ".join(r.trained_on), f"{d.auc:.3f}{_ci(d.auc_ci)}", _pct(d.caught), _pct(d.fpr),
             f"{j.auc:.3f}{_ci(j.auc_ci)}", _pct(j.caught), _pct(j.fpr), f"{r.baseline.auc:.3f}{_ci(r.baseline.auc_ci)}",
-            f"{r.baseline_jpeg.auc:.3f}", "yes" if r.meets_targets() else "no"]
+            f"{r.baseline_jpeg.auc:.3f}", "-" if r.in_domain is None else _pct(r.in_domain["fake"]),
+            "yes" if r.meets_targets() else "no"]
 
 
 def lofo_markdown(res: LofoResult) -> str:

@@ -35,6 +35,7 @@ VARIANTS = {
     "both_dct": {"residual": "both", "spectral": True},
     "npr_dct_strongaug": {"residual": "npr", "spectral": True, "_aug": "strong"},
     "npr_dct_sharp": {"residual": "npr", "spectral": True, "_aug": "sharp"},
+    "both_dct_sharp": {"residual": "both", "spectral": True, "_aug": "sharp"},
     "npr_dct_jpegonly": {"residual": "npr", "spectral": True, "_aug": "jpegonly"},
     "npr_sim": {"residual": "npr", "_sim": True},
     "npr_dct_sim": {"residual": "npr", "spectral": True, "_sim": True},
@@ -85,12 +86,19 @@ def _jpeg(x: torch.Tensor, q: int = 75) -> torch.Tensor:
 def held_out_metrics(det, real_test: torch.Tensor, fakes: torch.Tensor, bootstrap: int) -> dict:
     from eval.metrics import auc, bootstrap_ci
 
-    sr, sf = _scores(det, real_test), _scores(det, fakes)
+    from eval.scoring import domain_scorer
+
+    vr, vf = domain_scorer(det)(list(real_test)), domain_scorer(det)(list(fakes))
+    sr, sf = vr.scores, vf.scores
     y, s = np.r_[np.zeros(len(sr)), np.ones(len(sf))], np.r_[sr, sf]
     t = det.spec.threshold
     ci = bootstrap_ci(y, s, t, n=bootstrap)[0]
-    return {"auc": float(auc(y, s)), "auc_ci": ci, "caught": float((sf >= t).mean()), "fpr": float((sr >= t).mean()),
-            "n_real": len(sr), "n_fake": len(sf)}
+    rec = {"auc": float(auc(y, s)), "auc_ci": ci, "caught": float((sf >= t).mean()), "fpr": float((sr >= t).mean()),
+           "n_real": len(sr), "n_fake": len(sf)}
+    if vr.in_domain is not None:  # what the domain guard lets through (a scan labels the rest out_of_domain)
+        rec.update(in_domain_real=float(vr.in_domain.mean()), in_domain_fake=float(vf.in_domain.mean()),
+                   caught_in_domain=float(((sf >= t) & vf.in_domain).mean()))
+    return rec
 
 
 def run_fold(args, variant: str, held: str, real, fam_splits: dict, out: Path) -> dict:
@@ -124,7 +132,8 @@ def run_fold(args, variant: str, held: str, real, fam_splits: dict, out: Path) -
         cfg = replace(cfg, augment=AugmentConfig(p_blur=0.1, p_rescale=0.1))
     t0 = time.time()
     det_dir = out / f"{variant}_{held}"
-    harden(net, "dcgan_d", arch, real, train_fams, det_dir, cfg, flip=False, log=lambda m: None, progress=False)
+    if not (det_dir / "detector.json").is_file():  # a detector already trained is measured again, not retrained
+        harden(net, "dcgan_d", arch, real, train_fams, det_dir, cfg, flip=False, log=lambda m: None, progress=False)
     det = load(det_dir)
     held_x = torch.cat([fam_splits[n].test for n in GROUPS[held]])
     rec = {"variant": variant, "held_out": held, "train_families": sorted(train_fams), "steps": args.steps,

@@ -139,6 +139,7 @@ def test_eval_lofo_end_to_end_tiny(zoo, tmp_path, real_images):
         d = row["detector"]
         assert d["n_fake"] == 40 and d["n_real"] == 45 and 0 <= d["caught"] <= 1 and len(d["auc_ci"]) == 2
         assert row["detector_jpeg75"]["n_fake"] == 40 and 0.0 <= row["baseline"]["auc"] <= 1.0
+        assert set(row["in_domain"]) == {"real", "fake"} and all(0 <= v <= 1 for v in row["in_domain"].values())
         spec = detector.load(out / "folds" / row["family"] / "detector").spec
         assert spec.threshold == pytest.approx(d["threshold"])
         prov = spec.provenance

@@ -15,7 +15,6 @@ The held-out family of the demo's own detector (``upconv``) is also a fold: that
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,13 +65,19 @@ def fold_job(config: LofoConfig, family: str) -> str:
 
 def reuse_as_fold(det_dir: Path, config: LofoConfig, family: str) -> None:
     """Use the demo's detector (hardened on every family but ``family``, with ``config``'s settings)
-    as that leave-one-family-out fold's detector."""
+    as that leave-one-family-out fold's detector: its files copied atomically, ``detector.json`` last
+    (its presence is what marks a fold detector finished)."""
+    from detector.atomic import write_bytes
+
     from .lofo import fold_dir
 
     dst = fold_dir(config, family)
-    if not (dst / "detector.json").is_file():
-        shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(det_dir, dst, ignore=shutil.ignore_patterns("checkpoints"))
+    if (dst / "detector.json").is_file():
+        return
+    files = sorted((p for p in Path(det_dir).rglob("*") if p.is_file() and "checkpoints" not in p.parts),
+                   key=lambda p: p.name == "detector.json")
+    for p in files:
+        write_bytes(dst / p.relative_to(det_dir), p.read_bytes())
 
 
 def lofo_lines(lofo: dict) -> list[str]:
