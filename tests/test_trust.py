@@ -6,6 +6,7 @@ generated colour stand-ins, and the tests that need the real files say so when t
 from __future__ import annotations
 
 import csv
+import io
 import glob
 import json
 import logging
@@ -363,3 +364,39 @@ def test_eval_counts_photos_out_of_domain(trusted, fake_images, tmp_path):
     assert om["out_of_domain"]["checked"] is False and om["out_of_domain"]["total"] == 0
     assert (om["overall"]["n_real"], om["overall"]["n_fake"]) == (40 + len(src), 40) and "out of domain" not in res.stderr
     assert "no domain model" in (out / "index.html").read_text()
+
+
+def test_video_skip_leaves_frames_outside_the_domain_out_of_the_verdict(trusted, tmp_path):
+    """A clean grey clip with a colour 'title card' in its first frames: under flag every frame is
+    scored, under skip the colour frames keep their out_of_domain rows but leave the verdict alone."""
+    import cv2
+
+    from detector import load
+    from detector.video import VideoConfig, analyze_video
+    from unmask.synth import splice_video
+
+    clean = tmp_path / "clean.avi"
+    splice_video(clean, _fmnist("test", 64).float(), None, frames=10, seed=3)
+    src = cv2.VideoCapture(str(clean))
+    frames = [f for ok, f in (src.read() for _ in range(10)) if ok]
+    src.release()
+    rng = np.random.default_rng(0)
+    h, w = frames[0].shape[:2]
+    card = [cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (w, h)) for _ in range(3)]
+    clip = tmp_path / "titled.avi"
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 12, (w, h))
+    for f in card + frames:
+        out.write(f)
+    out.release()
+    det = load(trusted)
+    runs = {}
+    for mode in ("flag", "skip"):
+        fo = io.StringIO()
+        runs[mode] = (analyze_video(clip, det, VideoConfig(every=1, out_of_domain=mode), frames_out=fo),
+                      list(csv.reader(io.StringIO(fo.getvalue()))))
+    flag, skip = runs["flag"][0], runs["skip"][0]
+    assert flag.n_frames == 13 and skip.n_frames == 10  # the three colour frames left out
+    assert "3 of 13 scored frames lie outside" in skip.error and skip.verdict == "real"
+    assert skip.in_domain and 0.2 < skip.ood_fraction < 0.3
+    labels = [row[6] for row in runs["skip"][1] if row[3] == "frame"]
+    assert len(labels) == 13 and labels[:3] == ["out_of_domain"] * 3 and "out_of_domain" not in labels[3:]

@@ -152,9 +152,15 @@ def _conclude(res: VideoResult, sinks: Sinks, detector: Detector, config: VideoC
         for key in ("score", "mean", "max", "topk_mean", "topk", "flagged_fraction", "verdict", "verdict_threshold"):
             setattr(res, key, st[key])
         _domain(res, sinks, config)
+    elif sinks.n_skipped:  # every scored frame lies outside the domain
+        _domain(res, sinks, config)
+        res.verdict = "out_of_domain"
     elif config.faces:
         res.verdict = "no-face"
         plan.notes.append(f"no face detected in any of the {res.n_no_face} sampled frames")
+    if sinks.n_skipped:
+        plan.notes.append(f"{sinks.n_skipped} of {sinks.n_skipped + res.n_frames} scored frames lie outside the "
+                          f"detector's domain and were left out of the verdict (--out-of-domain skip)")
     if plan.info.fps:
         res.duration_s = res.n_decoded / plan.info.fps
     res.status = "warning" if plan.warn else "ok"

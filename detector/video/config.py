@@ -38,7 +38,7 @@ class VideoConfig:
     open_timeout_ms: int = 10_000       # FFmpeg open / read timeouts (network or stuck streams)
     progress: bool = True
     device: str = "cpu"
-    out_of_domain: str = "flag"         # flag | score | skip (video: skip = flag; see docs/trust.md)
+    out_of_domain: str = "flag"         # flag | score | skip (skip: frames outside left out of the verdict)
 
     DEFAULT_FRAMES = 32  # DeepfakeBench's protocol: 32 frames per video
 

@@ -49,6 +49,7 @@ class Sinks:
         self.scores: list[float] = []
         self.domain_scores: list[float] = []  # per scored frame, when the detector has a domain model
         self.n_regions: list[int] = []        # regions (tiles or faces) per scored frame
+        self.n_skipped = 0                    # frames outside the domain left out (--out-of-domain skip)
         self.frame_threshold: float | None = None
         self.no_face_times: list[float] = []
         self.n_no_face = 0
@@ -65,9 +66,12 @@ class Sinks:
             self.no_face_times.append(res.time)
             self.writer.writerow([self.name, res.index, t, "none", "", "", "", res.note, "", "", ""])
         else:
-            self.times.append(res.time)
-            self.scores.append(res.score)
-            self.n_regions.append(len(res.regions))
+            if self.cfg.out_of_domain == "skip" and res.in_domain is False:
+                self.n_skipped += 1  # its row says out_of_domain; the verdict is left to in-domain frames
+            else:
+                self.times.append(res.time)
+                self.scores.append(res.score)
+                self.n_regions.append(len(res.regions))
             self.frame_threshold = thr
             dom = ["" if res.in_domain is None else res.in_domain,
                    "" if res.domain_score is None else f"{res.domain_score:.4f}"]
@@ -95,7 +99,8 @@ class Sinks:
                 self.heat_n += 1
         if self.out_dir is None:
             return
-        if res.score is not None and (self.peak is None or res.score > self.peak[0]):
+        if res.score is not None and (self.peak is None or res.score > self.peak[0]) and \
+                not (self.cfg.out_of_domain == "skip" and res.in_domain is False):
             self.peak = (res.score, frame, res)
         if self.cfg.annotate:
             self._write_video(draw_frame(frame.image, res, thr, self.cfg.faces))
