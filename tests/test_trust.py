@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 import glob
 import json
 import logging
@@ -400,3 +401,28 @@ def test_video_skip_leaves_frames_outside_the_domain_out_of_the_verdict(trusted,
     assert skip.in_domain and 0.2 < skip.ood_fraction < 0.3
     labels = [row[6] for row in runs["skip"][1] if row[3] == "frame"]
     assert len(labels) == 13 and labels[:3] == ["out_of_domain"] * 3 and "out_of_domain" not in labels[3:]
+
+
+def test_sharded_scan_counts_files_it_skips_as_out_of_domain(trusted, tmp_path):
+    """--out-of-domain skip writes no row for a file outside the domain; the sharded scan (torchrun's
+    path, here one rank) still counts it, as the single-process scan does, and a resumed scan does
+    not count an earlier session's skips twice."""
+    from detector import load
+    from detector.imageio import save_png
+    from detector.scan import ScanConfig, read_rows, scan
+    from detector.scan.sharded import scan_sharded
+    from tests.corpus import save_pngs
+
+    folder = tmp_path / "mixed"
+    save_pngs(folder, _fmnist("test", 5, last=True), "grey{i:02d}.png")
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):  # colour noise: outside a grey detector's domain
+        save_png(torch.rand(3, 28, 28, generator=g), folder / f"colour{i}.png")
+    det, cfg = load(trusted), ScanConfig(workers=0, progress=False, out_of_domain="skip")
+    single = scan([folder], det, tmp_path / "single.csv", cfg)
+    sharded = scan_sharded([folder], det, tmp_path / "sharded.csv", cfg, log=lambda m: None)
+    for r in (single, sharded):
+        assert (r.n_files, r.n_ood, r.n_real + r.n_fake) == (8, 3, 5), r
+    assert len(read_rows(tmp_path / "sharded.csv")) == 5 == len(read_rows(tmp_path / "single.csv"))
+    again = scan_sharded([folder], det, tmp_path / "sharded.csv", replace(cfg, resume=True), log=lambda m: None)
+    assert (again.n_files, again.n_ood, again.n_new) == (8, 3, 3)  # the three skipped files scored again, once

@@ -20,7 +20,7 @@ import torch
 from .. import distributed as dist_
 from .. import files as files_
 from ..artifact import Detector
-from ..atomic import atomic_open
+from ..atomic import atomic_open, write_text
 from ..decode import display_path
 from .formats import ScanOutputError, format_for, read_rows
 from .local import ScanConfig, ScanResult, _Tally, scan_local
@@ -71,6 +71,9 @@ def scan_sharded(paths: Sequence[str | os.PathLike], detector: Detector, out: Pa
     todo = [p for p in listed if display_path(p) not in done]  # rows hold display paths
     mine = dist_.shard(todo, r, n)  # deterministic round-robin: every file in exactly one shard
     del todo
+    if main:  # skip counts of an earlier session are stale: those files are scanned again now
+        for stale in pdir.glob("rank-*.skipped"):
+            stale.unlink()
     dist_.barrier()  # nobody appends to a part before every rank has read them all
     part = pdir / f"rank-{r:05d}-of-{n:05d}{out.suffix}"
     if main and skipped:
@@ -78,6 +81,8 @@ def scan_sharded(paths: Sequence[str | os.PathLike], detector: Detector, out: Pa
     quiet = lambda *a, **k: None  # noqa: E731
     local = scan_local(mine, detector, part, replace(config, resume=True, overwrite=False,
                                                      progress=config.progress and main), quiet)
+    if config.out_of_domain == "skip":  # rows never written, so a resumed scan scores those files again:
+        write_text(part.with_suffix(".skipped"), f"{local.n_ood}\n")  # this session's count, for the merge
     n_new = int(dist_.all_reduce_mean(torch.tensor([float(local.n_new)], dtype=torch.float64)).item() * n + 0.5)
     dist_.barrier()  # every part is complete
     result = ScanResult(out=out, n_files=0, n_new=n_new, n_resumed=0, n_fake=0, n_real=0, n_errors=0,
@@ -109,8 +114,17 @@ def _merge(out: Path, pdir: Path, listed: list[str], config: ScanConfig, result:
             f.write(fmt.rows(chunk).encode("utf-8", "surrogateescape"))
             for row in chunk:
                 tally.note(row["path"], row["label"], row["score"], row.get("in_domain"))
+    n_skip = sum(_skipped(p) for p in pdir.glob("rank-*.skipped"))  # --out-of-domain skip: counted, not written
     shutil.rmtree(pdir)  # the merged output holds every row now
     c = tally.counts
-    return replace(result, n_files=len(rows), n_resumed=len(rows) - result.n_new, n_fake=c["fake"],
-                   n_real=c["real"], n_errors=c["error"], n_ood=c["out_of_domain"] + tally.ood_apart,
-                   top=sorted(tally.heap, reverse=True))
+    return replace(result, n_files=len(rows) + n_skip, n_resumed=len(rows) + n_skip - result.n_new,
+                   n_fake=c["fake"], n_real=c["real"], n_errors=c["error"],
+                   n_ood=c["out_of_domain"] + tally.ood_apart + n_skip, top=sorted(tally.heap, reverse=True))
+
+
+def _skipped(path: Path) -> int:
+    """The count a rank left in its ``.skipped`` file (0 without one)."""
+    try:
+        return int(path.read_text().strip() or 0)
+    except FileNotFoundError:
+        return 0
