@@ -6,11 +6,11 @@ generated colour stand-ins, and the tests that need the real files say so when t
 from __future__ import annotations
 
 import csv
-import io
-from dataclasses import replace
 import glob
+import io
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
