@@ -21,15 +21,11 @@ Why these rungs (docs/gan.md has the long form):
   Sønderby et al. 2017, Arjovsky & Bottou 2017); ``smoothing`` (one-sided label smoothing caps D's
   confidence, Salimans et al. 2016); ``r1`` (R1 penalises D's gradient on real data, Mescheder et al. 2018).
 * Mode collapse and partial mode dropping: ``rebalance`` (a G much faster than D chases D's current
-  weak spot, Metz et al. 2017); ``momentum`` (Adam's beta1 back to DCGAN's 0.5, Radford et al. 2016:
-  high momentum makes the two players orbit); ``calm`` (both learning rates halved, ratio kept, when
-  they are balanced but too large: overshooting players make G hop between a few modes);
-  ``noise`` and ``r1`` (smoother D, gradients that point across modes); ``mode_seeking`` (the
-  diversity term of Mao et al., CVPR 2019); ``lower_lr_g``.
+  weak spot, Metz et al. 2017); ``noise`` and ``r1`` (smoother D, gradients that point across modes);
+  ``mode_seeking`` (the diversity term of Mao et al., CVPR 2019); ``lower_lr_g``.
 
 Bounds: no learning rate below ``LR_FLOOR`` of its configured value nor above the larger configured
-one; both learning rates are lowered together only by ``calm``, ratio kept, when they are
-balanced (never to repair an imbalance, so the two cannot be walked down in turns); noise, smoothing, R1, D's skipping and the
+one; both learning rates are never lowered together; noise, smoothing, R1, D's skipping and the
 mode-seeking weight have caps.
 """
 from __future__ import annotations
@@ -64,23 +60,19 @@ class Knobs:
     r1: float = 0.0
     mode_seeking: float = 0.0  # weight of the mode-seeking term in G's loss
     non_saturating: bool = False  # G trains on the non-saturating loss (minimax runs)
-    beta1: float = 0.5  # Adam's first-moment decay, both networks
 
     @classmethod
     def from_config(cls, c) -> "Knobs":
-        return cls(lr_d=c.lr_d, lr_g=c.lr_g, d_steps=c.d_steps, label_smoothing=c.label_smoothing, r1=c.r1,
-                   beta1=c.beta1)
+        return cls(lr_d=c.lr_d, lr_g=c.lr_g, d_steps=c.d_steps, label_smoothing=c.label_smoothing, r1=c.r1)
 
     def d_updates(self, step: int) -> int:
         """How many D updates step ``step`` makes (0: D only looks)."""
         return self.d_steps if step % self.d_every == 0 else 0
 
     def set_lrs(self, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer) -> None:
-        """Learning rates and Adam's beta1 into both optimisers."""
         for opt, lr in ((opt_g, self.lr_g), (opt_d, self.lr_d)):
             for grp in opt.param_groups:
                 grp["lr"] = lr
-                grp["betas"] = (self.beta1, grp["betas"][1])
 
     def changes(self, other: "Knobs") -> dict:
         """``{field: (self's, other's)}`` for each field that differs."""
@@ -143,31 +135,15 @@ def _lower_lr_g(k: Knobs, c, sigma: float) -> Knobs | None:
     return dataclasses.replace(k, lr_g=new) if new < k.lr_g and k.lr_g >= k.lr_d else None
 
 
-def _momentum(k: Knobs, c, sigma: float) -> Knobs | None:
-    # DCGAN's beta1 = 0.5 (Radford et al., ICLR 2016): Adam's default 0.9 keeps both players moving
-    # along stale directions, which makes them orbit instead of meet
-    return dataclasses.replace(k, beta1=0.5) if k.beta1 > 0.5 else None
-
-
-def _calm(k: Knobs, c, sigma: float) -> Knobs | None:
-    # Both learning rates halved, ratio kept, when they are balanced (an imbalance is rebalance's job):
-    # steps too large for either player make them overshoot each other and G hop between a few
-    # modes. Floored at LR_FLOOR of the configured values, so never towards a standstill.
-    if max(k.lr_d / k.lr_g, k.lr_g / k.lr_d) >= IMBALANCE:
-        return None
-    f = min(2.0, k.lr_d / (LR_FLOOR * c.lr_d), k.lr_g / (LR_FLOOR * c.lr_g))
-    return dataclasses.replace(k, lr_d=k.lr_d / f, lr_g=k.lr_g / f) if f > 1.0 + 1e-9 else None
-
-
 def _non_saturating(k: Knobs, c, sigma: float) -> Knobs | None:
     return dataclasses.replace(k, non_saturating=True) if c.loss == "minimax" and not k.non_saturating else None
 
 
 RUNGS: dict[str, Callable] = {"non_saturating": _non_saturating, "rebalance": _rebalance, "slow_d": _slow_d,
-                              "noise": _noise, "smoothing": _smoothing, "r1": _r1, "momentum": _momentum,
-                              "calm": _calm, "mode_seeking": _mode_seeking, "lower_lr_g": _lower_lr_g}
+                              "noise": _noise, "smoothing": _smoothing, "r1": _r1,
+                              "mode_seeking": _mode_seeking, "lower_lr_g": _lower_lr_g}
 LADDERS = {"overpowering": ("non_saturating", "rebalance", "slow_d", "noise", "smoothing", "r1"),
-           "diversity": ("rebalance", "momentum", "calm", "noise", "r1", "mode_seeking", "lower_lr_g")}
+           "diversity": ("rebalance", "noise", "r1", "mode_seeking", "lower_lr_g")}
 LADDER_OF = {"overpowering": "overpowering", "collapse": "diversity", "dropping": "diversity"}
 
 
@@ -266,7 +242,7 @@ class RemedyLadder:
                 "history": {s: list(h) for s, h in self.history.items()}}
 
     def load_state_dict(self, s: dict) -> None:
-        self.knobs = Knobs(**{"beta1": self.config.beta1, **s["knobs"]})  # checkpoints before beta1 was a knob
+        self.knobs = Knobs(**s["knobs"])
         self.next_rung = dict(s["next_rung"])
         self.trials = {k: {**t, "changes": {n: tuple(v) for n, v in t["changes"].items()}}
                        for k, t in s["trials"].items()}
