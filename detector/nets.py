@@ -33,8 +33,8 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from .registry import Registry
 
-__all__ = ["TRACES", "NETWORKS", "ConvDiscriminator", "create_network", "flip_head", "NORMS", "RESIDUALS", "npr_residual",
-           "DctBranch", "dct_matrix"]
+__all__ = ["NETWORKS", "ConvDiscriminator", "create_network", "flip_head", "NORMS", "RESIDUALS", "npr_residual",
+           "DctBranch", "dct_matrix", "TRACES"]
 
 NETWORKS: Registry[nn.Module] = Registry("detector network")
 NORMS = ("none", "batch", "instance", "layer")

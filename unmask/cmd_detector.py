@@ -81,7 +81,8 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
            report: Report) -> None:
     """Turn a GAN run's discriminator into a calibrated, hardened detector artifact.
 
-    Starts from D's weights (sign flipped: score = probability of fake), fine-tunes on real
+    Starts from D's weights (sign flipped: score = probability of fake; with --traces, from D's
+    architecture with fresh weights), fine-tunes on real
     images vs fakes sampled from every generator snapshot in RUN/zoo (plus --fakes folders) with
     JPEG / noise / flip augmentation, picks the threshold on validation at
     --target-fpr, calibrates by temperature scaling, and prints validation and test metrics.

@@ -1,9 +1,9 @@
 """Independent pieces of a pipeline run side by side in worker processes (``unmask demo`` uses it).
 
-Training a GAN or hardening a detector at these sizes keeps one core busy and gains little from a
-second thread (small convolutions), so on a machine with a few cores the demo runs its
-independent trainings as separate processes, one thread each: two GAN runs at once, then the
-detector and the leave-one-family-out folds while the main process evaluates, scans and retrains.
+The demo trains three generator runs and hardens three detectors, each on one thread, and most of
+them do not depend on each other: so on a machine with a few cores they run as separate processes,
+one thread each (two GAN runs at once, then the detector and the leave-one-family-out folds while
+the main process evaluates, scans and retrains) rather than one after the other.
 
 :class:`Jobs` takes named jobs with the names they must wait for (``after``) and starts each one as
 soon as its dependencies are done and a worker is free, in the order they were added. Workers are

@@ -51,7 +51,7 @@ class LofoConfig:
     real_source: str | None = None
     resume: bool = False
     pages: bool = True              # one evaluation page per fold
-    traces: str = "none"            # what every fold's detector sees besides pixels (unmask.pipelines.TRACES)
+    traces: str = "none"            # what every fold's detector sees besides pixels (detector.nets.TRACES)
 
     def harden_config(self, base: HardenConfig | None = None) -> HardenConfig:
         return replace(base or _H, steps=self.steps, target_fpr=self.target_fpr, seed=self.seed,

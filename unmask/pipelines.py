@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # the training stack is imported when a pipeline runs, not wi
     from detector.train.harden import HardenResult
     from detector.train.splits import Splits
 
-__all__ = ["HardenInputs", "with_traces", "harden_inputs", "without_families", "harden_run", "RoundReport", "adversarial_rounds"]
+__all__ = ["HardenInputs", "with_traces", "harden_inputs", "without_families", "harden_run", "RoundReport",
+           "adversarial_rounds"]
 
 
 @dataclass
@@ -179,8 +180,8 @@ def without_families(inp: HardenInputs, families: Sequence[str], device: str = "
                 held_out_families=list(families))
     out = HardenInputs(net, arch, args, inp.real, {n: inp.fakes[n] for n in keep}, prov,
                        {n: inp.rounds_of[n] for n in keep}, weights, family_of, inp.runs, inp.originals)
-    traces = inp.provenance.get("traces")
-    return with_traces(out, traces["traces"], traces["seed"]) if traces else out  # the fold sees what inp's detector sees
+    traces = inp.provenance.get("traces")  # the fold's detector sees what inp's sees
+    return with_traces(out, traces["traces"], traces["seed"]) if traces else out
 
 
 def harden_run(runs: RunArg, out: str | os.PathLike, config: HardenConfig | None = None, *,

@@ -61,13 +61,14 @@ class Sinks:
     def add(self, frame: Frame, res: FrameResult) -> None:
         thr = res.threshold if res.threshold is not None else self.det.spec.threshold
         t = f"{res.time:.4f}"
+        skip = self.cfg.out_of_domain == "skip" and res.in_domain is False  # row kept, verdict left alone
         if res.score is None:
             self.n_no_face += 1
             self.no_face_times.append(res.time)
             self.writer.writerow([self.name, res.index, t, "none", "", "", "", res.note, "", "", ""])
         else:
-            if self.cfg.out_of_domain == "skip" and res.in_domain is False:
-                self.n_skipped += 1  # its row says out_of_domain; the verdict is left to in-domain frames
+            if skip:
+                self.n_skipped += 1
             else:
                 self.times.append(res.time)
                 self.scores.append(res.score)
@@ -99,8 +100,7 @@ class Sinks:
                 self.heat_n += 1
         if self.out_dir is None:
             return
-        if res.score is not None and (self.peak is None or res.score > self.peak[0]) and \
-                not (self.cfg.out_of_domain == "skip" and res.in_domain is False):
+        if res.score is not None and not skip and (self.peak is None or res.score > self.peak[0]):
             self.peak = (res.score, frame, res)
         if self.cfg.annotate:
             self._write_video(draw_frame(frame.image, res, thr, self.cfg.faces))
