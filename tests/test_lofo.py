@@ -120,6 +120,14 @@ def test_harden_with_trace_inputs(zoo, tmp_path):
     assert torch.equal(det.score_batch(x), detector.load(outs[1]).score_batch(x))  # seeded: the same start
     w = det.net.features[0].weight
     assert w.shape == d_net.features[0].weight.shape and not torch.equal(w, d_net.features[0].weight)  # fresh, not D
+    r = CliRunner().invoke(main, ["harden", str(zoo), "--traces", "npr", "--width", "12", "--out", str(tmp_path / "w"),
+                                  "--steps", "0", "--n-fakes", "40", "--val-fraction", "0.1"])
+    assert r.exit_code == 0, r.output
+    spec = detector.load(tmp_path / "w").spec
+    assert spec.arch_args["width"] == 12 and spec.provenance["traces"]["width"] == 12
+    assert detector.load(tmp_path / "w").net.features[0].out_channels == 12
+    r = CliRunner().invoke(main, ["harden", str(zoo), "--width", "12", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--width sets the width" in r.output
 
 def test_eval_lofo_end_to_end_tiny(zoo, tmp_path, real_images):
     from detector.imageio import save_png

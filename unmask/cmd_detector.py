@@ -67,6 +67,9 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
               help="What the detector sees besides pixels: npr = the neighbouring-pixel residue of up-sampling "
                    "instead of pixels, +dct = a spectral branch. Any but none starts from D's architecture with "
                    "fresh weights; npr+dct generalises best to unseen generator families (docs/generalisation.md).")
+@click.option("--width", type=click.IntRange(4), default=None,
+              help="With --traces: the detector's width (channels of its first stage; default: D's). "
+                   "64 catches more unseen fakes than 32 at about 2.5x the cost per image.")
 @click.option("--seed", type=int, default=_H.seed, show_default=True, help="Split, sampling and training seed.")
 @click.option("--rounds", type=click.IntRange(0), default=0, show_default=True,
               help="Adversarial rounds: train G against the hardened detector, then harden again.")
@@ -77,7 +80,7 @@ _H, _R = HardenConfig(), RetrainConfig()  # the CLI's defaults are the configs' 
 @click.option("--amp", is_flag=True, help=AMP_HELP)
 @long_work
 def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, target_fpr, n_fakes, val_fraction,
-           aug_scale, policy, real_source, traces, seed, rounds, gan_steps, resume, device, amp, quiet: bool,
+           aug_scale, policy, real_source, traces, width, seed, rounds, gan_steps, resume, device, amp, quiet: bool,
            report: Report) -> None:
     """Turn a GAN run's discriminator into a calibrated, hardened detector artifact.
 
@@ -123,6 +126,8 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
         raise click.UsageError(f"--rounds trains one run's generator further: give one RUN, not {n_runs}")
     if rounds and traces != "none":
         raise click.UsageError("--rounds continues from the run's discriminator; it does not take --traces")
+    if width is not None and traces == "none":
+        raise click.UsageError("--width sets the width of a --traces detector; without --traces it is D's")
     dev = _device(device)
     cfg = HardenConfig(steps=steps, batch_size=batch_size, lr=lr, target_fpr=target_fpr, seed=seed,
                        augment=_H.augment.scaled(aug_scale), device=dev, amp=amp)
@@ -130,7 +135,7 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
     log = report.line if distributed.is_main() else (lambda m: None)  # noqa: E731
     try:
         summary = _harden(runs, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume,
-                          real_source, target_fpr, traces, log)
+                          real_source, target_fpr, traces, width, log)
     except (FileNotFoundError, ZooError) as e:  # not a GAN run, or a run without a zoo / discriminator
         raise click.UsageError(str(e)) from None
     except CheckpointMismatch as e:  # resuming a checkpoint made for other inputs
@@ -141,7 +146,7 @@ def harden(runs: tuple[Path, ...], out: Path, fake_dirs, steps, batch_size, lr, 
 
 
 def _harden(runs, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction, policy, resume, real_source,
-            target_fpr, traces, log) -> dict:
+            target_fpr, traces, width, log) -> dict:
     from . import pipelines
 
     if rounds:
@@ -150,7 +155,7 @@ def _harden(runs, out, cfg, rounds, gan_steps, n_fakes, fake_dirs, val_fraction,
                                                resume=resume, real_source=real_source, log=log)
         return {"rounds": reports}
     r = pipelines.harden_run(runs, out, cfg, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
-                             policy=policy, resume=resume, real_source=real_source, traces=traces, log=log)
+                             policy=policy, resume=resume, real_source=real_source, traces=traces, width=width, log=log)
     log(f"test: AUC {r.test.auc:.5f}  FPR {r.test.fpr:.4f} (target {target_fpr})  TPR {r.test.tpr:.4f}"
         f"  [{r.seconds:.0f}s]")
     return {"threshold": r.threshold, "temperature": r.temperature, "val": r.val, "test": r.test, "steps": r.steps,

@@ -212,11 +212,13 @@ _L = LofoConfig(out="")
 @click.option("--real", "real_source", default=None, help="Override the runs' real data source.")
 @click.option("--traces", type=click.Choice(list(TRACES)), default=_L.traces, show_default=True,
               help="What every fold's detector sees besides pixels (as `unmask harden --traces`).")
+@click.option("--width", type=click.IntRange(4), default=None,
+              help="With --traces: every fold detector's width (as `unmask harden --width`).")
 @click.option("--seed", type=int, default=_L.seed, show_default=True)
 @click.option("--resume", is_flag=True, help="Keep fold detectors already written under OUT/folds.")
 @click.option("--device", default=_L.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 def eval_lofo(runs, out, steps, target_fpr, n_fakes, n_test, val_fraction, aug_scale, bootstrap, real_source, traces,
-              seed, resume, device) -> None:
+              width, seed, resume, device) -> None:
     """Leave-one-family-out: the honest generalisation number.
 
     For every generator family in the RUNs (run directories, or a folder of runs), harden a
@@ -237,9 +239,12 @@ def eval_lofo(runs, out, steps, target_fpr, n_fakes, n_test, val_fraction, aug_s
 
     from .lofo import LofoError, run_lofo
 
+    if width is not None and traces == "none":
+        raise click.UsageError("--width sets the width of --traces detectors; without --traces each fold starts "
+                               "from a run's D")
     cfg = LofoConfig(out=str(out), runs=tuple(str(r) for r in runs), steps=steps, target_fpr=target_fpr,
                      n_fakes=n_fakes, n_test=n_test, val_fraction=val_fraction, bootstrap=bootstrap, seed=seed,
-                     device=_device(device), real_source=real_source, resume=resume, traces=traces)
+                     device=_device(device), real_source=real_source, resume=resume, traces=traces, width=width)
     cap_threads(8)
     base = HardenConfig()
     base = replace(base, augment=base.augment.scaled(aug_scale))

@@ -52,6 +52,7 @@ class LofoConfig:
     resume: bool = False
     pages: bool = True              # one evaluation page per fold
     traces: str = "none"            # what every fold's detector sees besides pixels (detector.nets.TRACES)
+    width: int | None = None        # with traces: every fold detector's width (None: the run D's)
 
     def harden_config(self, base: HardenConfig | None = None) -> HardenConfig:
         return replace(base or _H, steps=self.steps, target_fpr=self.target_fpr, seed=self.seed,
@@ -102,7 +103,7 @@ def _inputs(config: LofoConfig, log: Callable[[str], None]):
 
     inp = harden_inputs(config.runs, n_fakes=config.n_fakes, val_fraction=config.val_fraction, seed=config.seed,
                         real_source=config.real_source, device=config.device, log=log)
-    return with_traces(inp, config.traces, config.seed)
+    return with_traces(inp, config.traces, config.seed, config.width)
 
 
 def _harden_fold(inp, family: str, config: LofoConfig, harden_cfg: HardenConfig, log, progress: bool):

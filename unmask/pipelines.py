@@ -52,11 +52,12 @@ class HardenInputs:
     flip: bool = True            # ``net`` is a GAN discriminator (logit > 0 = real): harden flips its head
 
 
-def with_traces(inp: HardenInputs, traces: str, seed: int) -> HardenInputs:
+def with_traces(inp: HardenInputs, traces: str, seed: int, width: int | None = None) -> HardenInputs:
     """``inp`` with a detector that sees up-sampling traces (``traces`` in :data:`detector.nets.TRACES`): the run
-    discriminator's architecture and arguments plus the NPR residue input and/or the DCT branch,
-    from a fresh seeded initialisation (D's first layer was trained on pixels, not on residues; the
-    leave-one-family-out study trained these variants this way). ``"none"`` returns ``inp``."""
+    discriminator's architecture and arguments (``width`` if given) plus the NPR residue input and/or
+    the DCT branch, from a fresh seeded initialisation (D's first layer was trained on pixels, not on
+    residues; the leave-one-family-out study trained these variants this way). ``"none"`` returns
+    ``inp`` (and takes no ``width``: D's weights fix it)."""
     from dataclasses import replace
 
     from detector.nets import TRACES, create_network
@@ -64,13 +65,16 @@ def with_traces(inp: HardenInputs, traces: str, seed: int) -> HardenInputs:
     if traces not in TRACES:
         raise ValueError(f"unknown traces {traces!r}; choose one of {', '.join(TRACES)}")
     if traces == "none":
+        if width is not None:
+            raise ValueError("a width needs --traces: without it the detector is the run's D, weights and all")
         return inp
     residual, spectral = TRACES[traces]
-    args = {**inp.arch_args, "residual": residual, "spectral": spectral}
+    args = {**inp.arch_args, "residual": residual, "spectral": spectral, **({"width": width} if width else {})}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = create_network(inp.architecture, **args)
     prov = dict(inp.provenance, traces={"traces": traces, "residual": residual, "spectral": spectral, "seed": seed,
+                                        "width": args.get("width"),
                                         "init": "fresh; the run discriminator's architecture and arguments"})
     return replace(inp, net=net, arch_args=args, provenance=prov, flip=False)
 
@@ -181,22 +185,23 @@ def without_families(inp: HardenInputs, families: Sequence[str], device: str = "
     out = HardenInputs(net, arch, args, inp.real, {n: inp.fakes[n] for n in keep}, prov,
                        {n: inp.rounds_of[n] for n in keep}, weights, family_of, inp.runs, inp.originals)
     traces = inp.provenance.get("traces")  # the fold's detector sees what inp's sees
-    return with_traces(out, traces["traces"], traces["seed"]) if traces else out
+    return with_traces(out, traces["traces"], traces["seed"], traces.get("width")) if traces else out
 
 
 def harden_run(runs: RunArg, out: str | os.PathLike, config: HardenConfig | None = None, *,
                n_fakes: int = 6000, fake_dirs: Sequence[str] = (), val_fraction: float = 0.15,
                policy: str = "resize", resume: bool = False, real_source: str | None = None,
-               traces: str = "none", log: Callable[[str], None] = print, progress: bool = True) -> HardenResult:
+               traces: str = "none", width: int | None = None, log: Callable[[str], None] = print,
+               progress: bool = True) -> HardenResult:
     """``unmask harden RUN [RUN...] --out DET``: see the module docstring (``config`` None: HardenConfig's
-    defaults; ``traces``: see :func:`with_traces`)."""
+    defaults; ``traces``, ``width``: see :func:`with_traces`)."""
     from detector.train.config import HardenConfig
     from detector.train.harden import harden
 
     config = config or HardenConfig()
     inp = harden_inputs(runs, n_fakes=n_fakes, fake_dirs=fake_dirs, val_fraction=val_fraction,
                         seed=config.seed, real_source=real_source, device=config.device, log=log)
-    inp = with_traces(inp, traces, config.seed)
+    inp = with_traces(inp, traces, config.seed, width)
     log(f"real: {inp.real.sizes()}  fakes: {len(inp.fakes)} set(s) "
         f"({', '.join(f'{n}={len(s.train)}/{len(s.val)}/{len(s.test)}' for n, s in inp.fakes.items())})")
     log("families (share of training fakes): " + ", ".join(
