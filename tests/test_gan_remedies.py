@@ -169,6 +169,10 @@ def test_partial_mode_dropping_warned_for_a_few_class_generator(labelled):
     assert "partial mode dropping" in events[0].message and "of classes" in events[0].message
     healthy = images[512:512 + 256]
     assert _watch(probe, [healthy[64 * i:64 * (i + 1)] for i in range(4)]) == []
+    # nine classes of ten is exactly the 90% limit, not under it (float32 once made it 0.8999999762)
+    nine = images[labels != 9][:64]
+    stats = probe(nine)
+    assert stats["coverage"] == 0.9 and HealthMonitor(HealthConfig()).relief("dropping", {**stats, "recall": 1.0}) >= 1
 
 
 def test_resume_with_remedies_reproduces_uninterrupted_run(tmp_path):
