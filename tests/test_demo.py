@@ -57,9 +57,8 @@ def test_quick_demo_end_to_end(tmp_path):
     assert [r["family"] for r in lofo["rows"]] == ["dcgan", "vae", "upconv"]
     for r in lofo["rows"]:
         assert r["family"] not in r["trained_on"] and len(r["trained_on"]) == 2
-    assert summary["lofo"]["upconv"]["auc"] == pytest.approx(summary["auc_unseen"], abs=0.05)
     fold = json.loads((out / "lofo" / "folds" / "upconv" / "detector" / "detector.json").read_text())
-    assert fold["threshold"] == spec["threshold"]
+    assert fold == spec  # the demo's detector itself, not a second training
     # 8: the summary
     assert "AUC on the families it was hardened on: dcgan" in text and "false-positive rate on" in text
     assert text.count("never trained on ") == 3
