@@ -140,7 +140,8 @@ def evaluate_fold(det: Detector, family: str, trained_on: Sequence[str], real: t
     real_l, fake_l = list(real), list(fake)
     real_j, fake_j = perturb(JPEG, real_l, seed), perturb(JPEG, fake_l, seed + 1)
     score, thr = scorer(det), det.spec.threshold
-    vr, vf = domain_scorer(det)(real_l), domain_scorer(det)(fake_l)  # scores and domain verdicts, one pass
+    verdicts = domain_scorer(det)  # scores and domain verdicts from one forward pass
+    vr, vf = verdicts(real_l), verdicts(fake_l)
     sr, sf = vr.scores, vf.scores
     in_domain = None if vr.in_domain is None else {"real": float(vr.in_domain.mean()),
                                                     "fake": float(vf.in_domain.mean())}

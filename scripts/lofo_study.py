@@ -88,7 +88,8 @@ def held_out_metrics(det, real_test: torch.Tensor, fakes: torch.Tensor, bootstra
 
     from eval.scoring import domain_scorer
 
-    vr, vf = domain_scorer(det)(list(real_test)), domain_scorer(det)(list(fakes))
+    verdicts = domain_scorer(det)
+    vr, vf = verdicts(list(real_test)), verdicts(list(fakes))
     sr, sf = vr.scores, vf.scores
     y, s = np.r_[np.zeros(len(sr)), np.ones(len(sf))], np.r_[sr, sf]
     t = det.spec.threshold

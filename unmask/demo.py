@@ -38,6 +38,7 @@ import torch
 __all__ = ["DemoConfig", "DemoSummary", "run_demo"]
 
 UNSEEN = "upconv"  # the family the demo's detector never sees (then retrains on)
+UNSEEN_SET = f"{UNSEEN}_unseen"  # its fake set's name in the evaluation reports
 
 
 @dataclass(frozen=True)
@@ -127,20 +128,19 @@ def _add_jobs(jobs, out: Path, config: DemoConfig, data: str) -> tuple[dict[str,
     from .demo_families import fold_job, harden_job, train_job
 
     runs = _run_dirs(out, config)
-    order = sorted(config.families, key=lambda f: -config.steps_of(f) * (f == "dcgan"))  # the long run first
+    order = sorted(config.families, key=lambda f: f != "dcgan")  # the longest run (the detector's source) first
     for k, fam in enumerate(order):
         jobs.add(f"train {fam}", train_job, fam, str(runs[fam]), config.steps_of(fam), config.seed + k, data)
-    seen = [f for f in config.families if f != UNSEEN]
-    jobs.add("harden", harden_job, [str(runs[f]) for f in seen], str(out / "detector"), config.harden_steps,
-             config.harden_fakes, config.traces, config.seed, after=tuple(f"train {f}" for f in seen))
+    jobs.add("harden", harden_job, [str(runs[f]) for f in config.seen], str(out / "detector"), config.harden_steps,
+             config.harden_fakes, config.traces, config.seed, after=tuple(f"train {f}" for f in config.seen))
     lcfg = _lofo_config(out, config, runs)
-    for fam in seen:
+    for fam in config.seen:
         jobs.add(f"fold {fam}", fold_job, lcfg, fam, after=tuple(f"train {f}" for f in config.families))
     return runs, lcfg
 
 
-def _harden_stage(out: Path, jobs, runs: dict[str, Path], config: DemoConfig, log: Callable[[str], None]):
-    """1-2: the family runs the detector needs, the detector, its ONNX export."""
+def _harden_stage(out: Path, jobs, config: DemoConfig, log: Callable[[str], None]):
+    """2: the detector (its job), its ONNX export."""
     from detector.artifact import load as load_detector
     from detector.export import export
 
@@ -169,7 +169,7 @@ def _eval_stage(out: Path, det_dir: Path, runs: dict[str, Path], config: DemoCon
     _write_pngs(real_imgs, ev / "real", "real")
     fakes = {}
     for k, fam in enumerate(config.families):  # fresh noise seeds, not the ones hardening sampled with
-        name = f"{fam}_unseen" if fam == UNSEEN else fam
+        name = UNSEEN_SET if fam == UNSEEN else fam
         fakes[name] = sample(RunDir(runs[fam]).final_generator(), n, seed=seed + 90_001 + k)
         _write_pngs(fakes[name], ev / name, fam)
     report_dir = out / "report"
@@ -186,10 +186,12 @@ def _scan_stage(out: Path, det, real_imgs, fakes: dict, config: DemoConfig, log:
     """4: scan a shuffled folder of held-out real images and fakes of every family; accuracy."""
     from detector.scan import ScanConfig, scan
 
+    from .runs import spread
+
     mixed = out / "scan_input"
     k = config.scan_images
     items = [(real_imgs[i], "real") for i in range(k)]
-    for sets, share in zip(fakes.values(), _spread(k, len(fakes))):
+    for sets, share in zip(fakes.values(), spread(k, len(fakes))):
         items += [(sets[i], "fake") for i in range(share)]
     random.Random(config.seed).shuffle(items)
     paths = _write_pngs([img for img, _ in items], mixed, "img")
@@ -202,10 +204,6 @@ def _scan_stage(out: Path, det, real_imgs, fakes: dict, config: DemoConfig, log:
     log(f"wrote {results} ({sres.n_files} files: {sres.n_fake} flagged fake, {sres.n_ood} out of domain, "
         f"{sres.n_errors} errors; accuracy against the hidden truth {100 * acc:.1f}%)")
     return acc
-
-
-def _spread(n: int, k: int) -> list[int]:
-    return [n // k + (i < n % k) for i in range(k)]
 
 
 def _video_stage(out: Path, det, real_imgs, fake_seen, config: DemoConfig, log: Callable[[str], None]) -> dict:
@@ -251,11 +249,10 @@ def _retrain_stage(out: Path, det_dir: Path, unseen_dir: Path, rep, config: Demo
     sets = list(rep.per_fake_set)
     rep2 = run_eval(EvalConfig(detector=str(rdir), out=str(out / "report_retrained"), real=(str(ev / "real"),),
                                fake=tuple(str(ev / f) for f in sets), bootstrap=0, seed=seed, progress=False))
-    u = f"{UNSEEN}_unseen"
     log(f"wrote {rdir} and {out / 'report_retrained'} (AUC before -> after: " + ", ".join(
         f"{f} {rep.per_fake_set[f].auc:.4f} -> {rep2.per_fake_set[f].auc:.4f}" for f in sets)
         + f"; threshold {after.spec.threshold:.3f})")
-    return rep2.per_fake_set[u].auc
+    return rep2.per_fake_set[UNSEEN_SET].auc
 
 
 def _lofo_stage(out: Path, jobs, det_dir: Path, lcfg, log: Callable[[str], None]) -> dict:
@@ -297,7 +294,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
         for fam in config.seen:
             log(jobs.result(f"train {fam}"))
         stage(2, f"harden a detector against {', '.join(config.seen)} and export it to ONNX ({UNSEEN} stays unseen)")
-        det_dir, det = _harden_stage(out, jobs, runs, config, log)
+        det_dir, det = _harden_stage(out, jobs, config, log)
         log(jobs.result(f"train {UNSEEN}"))
         stage(3, "evaluate on held-out real images, seen and unseen families, with spectral baselines")
         rep, real_imgs, fakes = _eval_stage(out, det_dir, runs, config, log)
@@ -311,7 +308,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), log: Cal
         lofo = _lofo_stage(out, jobs, det_dir, lcfg, log)
 
     aucs = {f: m.auc for f, m in rep.per_fake_set.items()}
-    summary = DemoSummary(out, out / "report" / "index.html", aucs["dcgan"], aucs[f"{UNSEEN}_unseen"], rep.audit.fpr,
+    summary = DemoSummary(out, out / "report" / "index.html", aucs["dcgan"], aucs[UNSEEN_SET], rep.audit.fpr,
                           auc_after, verdicts, acc, time.time() - t0, aucs, lofo)
     write_json(out / "summary.json", {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(summary).items()})
     stage(8, "summary")
